@@ -1,0 +1,93 @@
+//! Kafka error codes. Every operating error a core returns maps to one of these, so that a
+//! client sees the code it expects.
+
+use std::fmt;
+
+/// The Kafka error codes Klamm returns, with their wire values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum ErrorCode {
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    MessageTooLarge = 10,
+    RecordListTooLarge = 18,
+    InvalidTimestamp = 32,
+    InvalidRequest = 42,
+    UnsupportedForMessageFormat = 43,
+    KafkaStorageError = 56,
+    UnsupportedCompressionType = 76,
+    InvalidRecord = 87,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+
+    /// Kafka's name for the code, as its clients print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::None => "NONE",
+            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            ErrorCode::CorruptMessage => "CORRUPT_MESSAGE",
+            ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
+            ErrorCode::RecordListTooLarge => "RECORD_LIST_TOO_LARGE",
+            ErrorCode::InvalidTimestamp => "INVALID_TIMESTAMP",
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::UnsupportedForMessageFormat => "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+            ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
+            ErrorCode::UnsupportedCompressionType => "UNSUPPORTED_COMPRESSION_TYPE",
+            ErrorCode::InvalidRecord => "INVALID_RECORD",
+        }
+    }
+}
+
+/// An operating error with its Kafka code and a message for logs and error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl KafkaError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> KafkaError {
+        KafkaError { code, message: message.into() }
+    }
+}
+
+impl fmt::Display for KafkaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.name(), self.message)
+    }
+}
+
+impl std::error::Error for KafkaError {}
+
+pub type KafkaResult<T> = Result<T, KafkaError>;
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn codes_match_kafka() {
+        let cases = [
+            (ErrorCode::None, 0, "NONE"),
+            (ErrorCode::OffsetOutOfRange, 1, "OFFSET_OUT_OF_RANGE"),
+            (ErrorCode::CorruptMessage, 2, "CORRUPT_MESSAGE"),
+            (ErrorCode::MessageTooLarge, 10, "MESSAGE_TOO_LARGE"),
+            (ErrorCode::RecordListTooLarge, 18, "RECORD_LIST_TOO_LARGE"),
+            (ErrorCode::InvalidTimestamp, 32, "INVALID_TIMESTAMP"),
+            (ErrorCode::InvalidRequest, 42, "INVALID_REQUEST"),
+            (ErrorCode::UnsupportedForMessageFormat, 43, "UNSUPPORTED_FOR_MESSAGE_FORMAT"),
+            (ErrorCode::KafkaStorageError, 56, "KAFKA_STORAGE_ERROR"),
+            (ErrorCode::UnsupportedCompressionType, 76, "UNSUPPORTED_COMPRESSION_TYPE"),
+            (ErrorCode::InvalidRecord, 87, "INVALID_RECORD"),
+        ];
+        for (code, value, name) in cases {
+            assert_eq!(code.code(), value, "{name}");
+            assert_eq!(code.name(), name);
+        }
+    }
+}

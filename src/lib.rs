@@ -1,0 +1,10 @@
+//! Klamm: a Kafka-compatible event streaming broker, tested by deterministic simulation.
+//!
+//! The library holds everything the `klamm` binary, the simulator, the fuzzers and the
+//! benchmarks share. See ARCHITECTURE.md for the map.
+
+pub mod config;
+pub mod error;
+pub mod io;
+pub mod log;
+pub mod record;

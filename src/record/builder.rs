@@ -1,0 +1,159 @@
+//! Builds magic-2 batches: for the client, the coordinators (control batches) and tests.
+
+use bytes::BytesMut;
+
+use super::compression::{compress, Compression};
+use super::varint::{varint_size, varlong_size, write_varint, write_varlong};
+use super::{compute_crc, MAGIC_V2, NO_PRODUCER_ID, RECORD_BATCH_OVERHEAD};
+
+/// The control record types Kafka defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlRecordType {
+    Abort = 0,
+    Commit = 1,
+}
+
+pub struct RecordBatchBuilder {
+    compression: Compression,
+    base_timestamp: Option<i64>,
+    max_timestamp: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    transactional: bool,
+    control: bool,
+    count: i32,
+    records: Vec<u8>,
+}
+
+impl RecordBatchBuilder {
+    pub fn new(compression: Compression) -> RecordBatchBuilder {
+        RecordBatchBuilder {
+            compression,
+            base_timestamp: None,
+            max_timestamp: -1,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: -1,
+            base_sequence: -1,
+            transactional: false,
+            control: false,
+            count: 0,
+            records: Vec::new(),
+        }
+    }
+
+    pub fn producer(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> RecordBatchBuilder {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.base_sequence = base_sequence;
+        self
+    }
+
+    pub fn transactional(mut self, transactional: bool) -> RecordBatchBuilder {
+        self.transactional = transactional;
+        self
+    }
+
+    pub fn len(&self) -> i32 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes of the records so far, before compression.
+    pub fn records_bytes(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn append(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&str, Option<&[u8]>)]) {
+        let base = *self.base_timestamp.get_or_insert(timestamp);
+        let timestamp_delta = timestamp - base;
+        let offset_delta = self.count;
+        let mut body_len = 1 + varlong_size(timestamp_delta) + varint_size(offset_delta);
+        body_len += bytes_size(key) + bytes_size(value) + varint_size(headers.len() as i32);
+        for (k, v) in headers {
+            body_len += bytes_size(Some(k.as_bytes())) + bytes_size(*v);
+        }
+        let out = &mut self.records;
+        write_varint(out, body_len as i32);
+        let start = out.len();
+        out.push(0);
+        write_varlong(out, timestamp_delta);
+        write_varint(out, offset_delta);
+        write_bytes(out, key);
+        write_bytes(out, value);
+        write_varint(out, headers.len() as i32);
+        for (k, v) in headers {
+            write_bytes(out, Some(k.as_bytes()));
+            write_bytes(out, *v);
+        }
+        assert_eq!(out.len() - start, body_len);
+        self.count += 1;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+    }
+
+    /// The batch with base offset 0 and leader epoch -1; the log assigns both.
+    pub fn build(self) -> BytesMut {
+        assert!(self.count > 0, "a batch holds at least one record");
+        let records = if self.compression == Compression::None { self.records } else { compress(self.compression, &self.records) };
+        let mut attributes = self.compression as i16;
+        if self.transactional {
+            attributes |= 0x10;
+        }
+        if self.control {
+            attributes |= 0x20;
+        }
+        let mut out = BytesMut::with_capacity(RECORD_BATCH_OVERHEAD + records.len());
+        out.extend_from_slice(&0i64.to_be_bytes());
+        out.extend_from_slice(&((RECORD_BATCH_OVERHEAD - 12 + records.len()) as i32).to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes());
+        out.extend_from_slice(&[MAGIC_V2 as u8]);
+        out.extend_from_slice(&0u32.to_be_bytes());
+        out.extend_from_slice(&attributes.to_be_bytes());
+        out.extend_from_slice(&(self.count - 1).to_be_bytes());
+        out.extend_from_slice(&self.base_timestamp.unwrap_or(-1).to_be_bytes());
+        out.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        out.extend_from_slice(&self.producer_id.to_be_bytes());
+        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        out.extend_from_slice(&self.base_sequence.to_be_bytes());
+        out.extend_from_slice(&self.count.to_be_bytes());
+        out.extend_from_slice(&records);
+        let crc = compute_crc(&out);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        out
+    }
+}
+
+/// A transaction marker: a control batch of one record (key: version, type; value:
+/// version, coordinator epoch).
+pub fn control_batch(kind: ControlRecordType, producer_id: i64, producer_epoch: i16, coordinator_epoch: i32, timestamp: i64) -> BytesMut {
+    let mut builder = RecordBatchBuilder::new(Compression::None).producer(producer_id, producer_epoch, -1).transactional(true);
+    builder.control = true;
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&(kind as i16).to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    builder.append(timestamp, Some(&key), Some(&value), &[]);
+    builder.build()
+}
+
+fn bytes_size(bytes: Option<&[u8]>) -> usize {
+    match bytes {
+        None => varint_size(-1),
+        Some(b) => varint_size(b.len() as i32) + b.len(),
+    }
+}
+
+fn write_bytes(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => write_varint(out, -1),
+        Some(b) => {
+            write_varint(out, b.len() as i32);
+            out.extend_from_slice(b);
+        }
+    }
+}
