@@ -55,7 +55,7 @@ pub trait Storage: Clone + Send + Sync + 'static {
 }
 
 /// An open file. Cloning gives another handle to the same open file.
-pub trait StorageFile: Clone + Send + Sync + 'static {
+pub trait StorageFile: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// Writes at the end of the file and returns the position the data starts at.
     /// Appends through one handle must not race; the log serialises them.
     fn append(&self, data: Bytes) -> impl Future<Output = io::Result<u64>> + Send;

@@ -186,7 +186,9 @@ impl SimStorage {
         let delay = {
             let mut disk = self.lock();
             let p = disk.faults.slow_probability;
-            disk.rng.chance(p).then_some(disk.faults.slow_latency)
+            let slow = disk.rng.chance(p);
+            disk.trace(11, slow as u64);
+            slow.then_some(disk.faults.slow_latency)
         };
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
@@ -361,6 +363,12 @@ impl StorageFile for SimFile {
     }
 }
 
+impl std::fmt::Debug for SimFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimFile").field("ino", &self.ino).field("generation", &self.generation).finish()
+    }
+}
+
 impl SimFile {
     async fn maybe_slow(&self) {
         SimStorage { disk: self.disk.clone() }.maybe_slow().await
@@ -418,6 +426,7 @@ impl SimDisk {
         let hit = self.rng.chance(p);
         if hit {
             self.stats.faults_injected += 1;
+            self.trace(10, self.stats.faults_injected);
         }
         hit
     }
@@ -486,12 +495,14 @@ impl SimDisk {
         self.inodes.retain(|ino, _| live.contains(ino));
         let faults = self.faults.clone();
         let mut used = 0;
+        let mut torn_bytes = Vec::new();
         for inode in self.inodes.values_mut() {
             let torn = inode.dirty.last().copied().filter(|_| self.rng.chance(faults.torn_write_probability));
             let mut data = std::mem::take(&mut inode.durable);
             if let Some((position, len)) = torn {
-                tear(&mut self.rng, &inode.data, &mut data, position, len, faults.sector_bytes);
+                let kept = tear(&mut self.rng, &inode.data, &mut data, position, len, faults.sector_bytes);
                 self.stats.faults_injected += 1;
+                torn_bytes.push(kept);
             }
             if !data.is_empty() && self.rng.chance(faults.bit_flip_probability) {
                 let bit = self.rng.below(data.len() as u64 * 8);
@@ -505,6 +516,9 @@ impl SimDisk {
             used += inode.data.len() as u64;
         }
         self.used_bytes = used;
+        for kept in torn_bytes {
+            self.trace(12, kept);
+        }
     }
 
     fn trace(&mut self, op: u64, value: u64) {
@@ -519,7 +533,8 @@ impl SimDisk {
 }
 
 /// Lands a prefix of the sectors of an unsynced write `[position, position + len)`.
-fn tear(rng: &mut SimRng, visible: &[u8], durable: &mut Vec<u8>, position: u64, len: u64, sector: u64) {
+/// Returns how many bytes of it landed.
+fn tear(rng: &mut SimRng, visible: &[u8], durable: &mut Vec<u8>, position: u64, len: u64, sector: u64) -> u64 {
     let first_sector = position / sector;
     let last_sector = (position + len).div_ceil(sector);
     let sectors = last_sector - first_sector;
@@ -531,6 +546,7 @@ fn tear(rng: &mut SimRng, visible: &[u8], durable: &mut Vec<u8>, position: u64, 
         durable.resize(end, 0);
     }
     durable[start..end].copy_from_slice(&visible[start..end]);
+    (end - start) as u64
 }
 
 fn is_root(dir: &Path) -> bool {

@@ -1,1 +1,15 @@
+//! The partition log, in Kafka's shape: a [`UnifiedLog`] of [`LogSegment`]s, each a `.log`
+//! file of record batches with a sparse [`OffsetIndex`] and [`TimeIndex`].
 
+mod checkpoint;
+mod index;
+mod segment;
+mod unified_log;
+
+pub use checkpoint::{LogCheckpoint, CHECKPOINT_FILE_NAME};
+pub use index::{OffsetIndex, TimeIndex};
+pub use segment::{log_file_name, offset_index_file_name, parse_file_name, time_index_file_name, LogSegment};
+pub use unified_log::{LogAppendInfo, LogDirFailureChannel, LogReadInfo, UnifiedLog};
+
+#[cfg(test)]
+mod tests;

@@ -310,6 +310,24 @@ fn validate_records(header: &BatchHeader, records: &[u8]) -> KafkaResult<(i64, i
     Ok(max)
 }
 
+/// Calls `f` with the offset and the record, for every record of one whole batch, after
+/// validating it. Compressed records are decompressed into `scratch`.
+pub fn for_each_record<'s>(
+    batch: &'s [u8],
+    limits: &ValidationLimits,
+    scratch: &'s mut Vec<u8>,
+    mut f: impl FnMut(i64, &Record<'_>),
+) -> KafkaResult<BatchHeader> {
+    let summary = validate_batch(batch, AppendOrigin::Replication, limits, scratch)?;
+    let header = summary.header;
+    let records = if header.compression() == Some(Compression::None) { &batch[RECORD_BATCH_OVERHEAD..] } else { &scratch[..] };
+    let mut iter = Records::new(records, header.base_timestamp);
+    while let Some(record) = iter.next_record()? {
+        f(header.base_offset + record.offset_delta as i64, &record);
+    }
+    Ok(header)
+}
+
 /// One record, borrowed from the batch's (decompressed) records section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record<'a> {

@@ -1,0 +1,470 @@
+//! Unit tests of the partition log on the simulated disk, as data where they can be.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::*;
+use crate::config::LogConfig;
+use crate::error::ErrorCode;
+use crate::io::{CrashKind, DiskFaults, SimStorage, Storage};
+use crate::record::{self, AppendOrigin, Compression, RecordBatchBuilder, TimestampType, ValidationLimits};
+
+pub(crate) fn run<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime").block_on(f)
+}
+
+fn small_config() -> LogConfig {
+    LogConfig { segment_bytes: 1024, index_interval_bytes: 128, message_timestamp_after_max_ms: i64::MAX, ..LogConfig::default() }
+}
+
+fn batch(first: u32, n: u32, timestamp: i64) -> BytesMut {
+    let mut b = RecordBatchBuilder::new(Compression::None);
+    for i in first..first + n {
+        b.append(timestamp, None, Some(format!("v{i}").as_bytes()), &[]);
+    }
+    b.build()
+}
+
+const DIR: &str = "topic-0";
+
+async fn open(disk: &SimStorage, config: LogConfig) -> UnifiedLog<SimStorage> {
+    UnifiedLog::open(disk.clone(), Path::new(DIR), config, LogDirFailureChannel::new(), 0).await.expect("open")
+}
+
+/// Every record from the log start, as (offset, timestamp, value).
+async fn read_all<S: Storage>(log: &UnifiedLog<S>) -> Vec<(i64, i64, String)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset().await;
+    let limits = ValidationLimits { decompressed_bytes_max: 1 << 24 };
+    loop {
+        let info = log.read(offset, 4096, None, true).await.expect("read");
+        if info.batches.is_empty() {
+            return out;
+        }
+        let mut scratch = Vec::new();
+        for (_, header, bytes) in record::BatchFrames::new(&info.records) {
+            record::for_each_record(bytes, &limits, &mut scratch, |o, r| {
+                if o >= offset {
+                    out.push((o, r.timestamp, String::from_utf8(r.value.unwrap().to_vec()).unwrap()))
+                }
+            })
+            .expect("a served batch is valid");
+            offset = header.next_offset();
+        }
+    }
+}
+
+fn values(records: &[(i64, i64, String)]) -> Vec<String> {
+    records.iter().map(|r| r.2.clone()).collect()
+}
+
+fn expected(range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("v{i}")).collect()
+}
+
+#[test]
+fn append_assigns_offsets_and_reads_back() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = open(&disk, small_config()).await;
+        let cases = [(3, 0, 2), (1, 3, 3), (5, 4, 8)];
+        let mut first = 0;
+        for (n, first_offset, last_offset) in cases {
+            let info = log.append_as_leader(batch(first, n, 100), 7, AppendOrigin::Client, 100).await.unwrap();
+            assert_eq!((info.first_offset, info.last_offset, info.records_count), (first_offset, last_offset, n as i64));
+            first += n;
+        }
+        assert_eq!(log.log_end_offset().await, 9);
+        let records = read_all(&log).await;
+        assert_eq!(values(&records), expected(0..9));
+        assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), (0..9).collect::<Vec<_>>());
+        let info = log.read(4, 4096, None, false).await.unwrap();
+        assert_eq!(info.batches[0].base_offset, 4);
+        assert_eq!(info.batches[0].partition_leader_epoch, 7);
+        assert_eq!(info.records.len(), info.batches.iter().map(|b| b.size()).sum::<usize>());
+    })
+}
+
+#[test]
+fn reads_respect_bounds() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = open(&disk, LogConfig { segment_bytes: 1 << 20, ..small_config() }).await;
+        for i in 0..10 {
+            log.append_as_leader(batch(i * 2, 2, 5), 0, AppendOrigin::Client, 5).await.unwrap();
+        }
+        let one_batch = log.read(0, 1, None, true).await.unwrap().batches[0].size();
+        // (fetch offset, max bytes, max offset, min one message) -> (batch base offsets) or error
+        let cases: [(i64, usize, Option<i64>, bool, Result<Vec<i64>, ErrorCode>); 9] = [
+            (0, one_batch * 3, None, false, Ok(vec![0, 2, 4])),
+            (1, one_batch * 2, None, false, Ok(vec![0, 2])),
+            (0, 1, None, false, Ok(vec![])),
+            (0, 1, None, true, Ok(vec![0])),
+            (0, 1 << 20, Some(6), false, Ok(vec![0, 2, 4])),
+            (0, 1 << 20, Some(5), false, Ok(vec![0, 2])),
+            (20, 1 << 20, None, false, Ok(vec![])),
+            (21, 1 << 20, None, false, Err(ErrorCode::OffsetOutOfRange)),
+            (-1, 1 << 20, None, false, Err(ErrorCode::OffsetOutOfRange)),
+        ];
+        for (fetch, max_bytes, max_offset, min_one, want) in cases {
+            let got = log.read(fetch, max_bytes, max_offset, min_one).await;
+            let got = got.map(|i| i.batches.iter().map(|b| b.base_offset).collect::<Vec<_>>()).map_err(|e| e.code);
+            assert_eq!(got, want, "read({fetch}, {max_bytes}, {max_offset:?}, {min_one})");
+        }
+    })
+}
+
+#[test]
+fn segments_roll_on_size_time_and_index() {
+    let cases: [(&str, LogConfig, i64, usize); 3] = [
+        ("segment.bytes", LogConfig { segment_bytes: 300, ..small_config() }, 0, 3),
+        ("segment.ms", LogConfig { segment_bytes: 1 << 20, segment_ms: 1000, ..small_config() }, 400, 4),
+        ("segment.index.bytes", LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 1, segment_index_bytes: 32, ..small_config() }, 0, 2),
+    ];
+    for (name, config, step_ms, segments) in cases {
+        run(async {
+            let disk = SimStorage::new(1, DiskFaults::none());
+            let log = open(&disk, config).await;
+            for i in 0..10 {
+                let now = i as i64 * step_ms;
+                log.append_as_leader(batch(i, 1, now), 0, AppendOrigin::Client, now).await.unwrap();
+            }
+            assert_eq!(log.segment_base_offsets().await.len(), segments, "{name}");
+            assert_eq!(values(&read_all(&log).await), expected(0..10), "{name}");
+            let names = disk.list(Path::new(DIR)).await.unwrap();
+            assert!(names.contains(&"00000000000000000000.log".to_string()), "{names:?}");
+            assert!(names.contains(&"00000000000000000000.index".to_string()), "{names:?}");
+            assert!(names.contains(&"00000000000000000000.timeindex".to_string()), "{names:?}");
+        })
+    }
+}
+
+#[test]
+fn retention_deletes_whole_old_segments_never_the_active_one() {
+    // (retention.ms, retention.bytes, now) -> segments left
+    let cases: [(i64, i64, i64, usize); 5] = [
+        (-1, -1, 1_000_000, 5),
+        (1000, -1, 100_000, 1),
+        (1000, -1, 5_500, 3),
+        (-1, 0, 0, 1),
+        (-1, 500, 0, 4),
+    ];
+    for (retention_ms, retention_bytes, now, left) in cases {
+        run(async {
+            let disk = SimStorage::new(1, DiskFaults::none());
+            let config = LogConfig { segment_bytes: 200, retention_ms, retention_bytes, ..small_config() };
+            let log = open(&disk, config).await;
+            for i in 0..10 {
+                log.append_as_leader(batch(i, 1, i as i64 * 1000), 0, AppendOrigin::Client, 0).await.unwrap();
+            }
+            log.update_high_watermark(10).await;
+            log.delete_old_segments(now).await.unwrap();
+            let bases = log.segment_base_offsets().await;
+            assert_eq!(bases.len(), left, "retention.ms={retention_ms} retention.bytes={retention_bytes} now={now}: {bases:?}");
+            assert_eq!(log.log_start_offset().await, bases[0]);
+            assert_eq!(values(&read_all(&log).await), expected(bases[0] as u32..10));
+            let files = disk.list(Path::new(DIR)).await.unwrap().iter().filter(|n| n.ends_with(".log")).count();
+            assert_eq!(files, left);
+        })
+    }
+}
+
+#[test]
+fn retention_stops_at_the_high_watermark() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = open(&disk, LogConfig { segment_bytes: 200, retention_bytes: 0, ..small_config() }).await;
+        for i in 0..10 {
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+        }
+        log.update_high_watermark(4).await;
+        log.delete_old_segments(0).await.unwrap();
+        assert!(log.log_start_offset().await <= 4);
+        assert!(log.segment_base_offsets().await.iter().any(|&b| b <= 4));
+    })
+}
+
+#[test]
+fn delete_records_moves_the_log_start_offset() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = open(&disk, LogConfig { segment_bytes: 200, ..small_config() }).await;
+        for i in 0..10 {
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+        }
+        assert_eq!(log.delete_records_before(5, 0).await.unwrap_err().code, ErrorCode::OffsetOutOfRange);
+        log.update_high_watermark(10).await;
+        assert_eq!(log.delete_records_before(5, 0).await.unwrap(), 5);
+        assert_eq!(log.read(4, 100, None, true).await.unwrap_err().code, ErrorCode::OffsetOutOfRange);
+        assert_eq!(values(&read_all(&log).await), expected(5..10));
+        assert!(log.segment_base_offsets().await[0] <= 5);
+        log.flush(0).await.unwrap();
+        drop(log);
+        disk.crash(CrashKind::Machine);
+        let log = open(&disk, LogConfig { segment_bytes: 200, ..small_config() }).await;
+        assert_eq!(log.log_start_offset().await, 5, "the log start offset is checkpointed");
+        assert_eq!(values(&read_all(&log).await), expected(5..10));
+    })
+}
+
+#[test]
+fn truncation_removes_the_tail() {
+    for (offset, end) in [(10, 10), (9, 9), (4, 4), (0, 0), (7, 7)] {
+        run(async {
+            let disk = SimStorage::new(1, DiskFaults::none());
+            let log = open(&disk, LogConfig { segment_bytes: 200, ..small_config() }).await;
+            for i in 0..10 {
+                log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            }
+            log.update_high_watermark(10).await;
+            log.truncate_to(offset).await.unwrap();
+            assert_eq!(log.log_end_offset().await, end);
+            assert!(log.high_watermark().await <= end);
+            assert_eq!(values(&read_all(&log).await), expected(0..end as u32));
+            let info = log.append_as_leader(batch(100, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            assert_eq!(info.first_offset, end);
+            drop(log);
+            disk.crash(CrashKind::Process);
+            let log = open(&disk, LogConfig { segment_bytes: 200, ..small_config() }).await;
+            assert_eq!(log.log_end_offset().await, end + 1, "truncate to {offset}");
+        })
+    }
+}
+
+#[test]
+fn offsets_by_timestamp() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = open(&disk, LogConfig { segment_bytes: 300, ..small_config() }).await;
+        // Batches of 2 records with timestamps 10i and 10i+5.
+        for i in 0..10u32 {
+            let mut b = RecordBatchBuilder::new(Compression::Gzip);
+            b.append(10 * i as i64, None, Some(b"a"), &[]);
+            b.append(10 * i as i64 + 5, None, Some(b"b"), &[]);
+            log.append_as_leader(b.build(), 0, AppendOrigin::Client, 0).await.unwrap();
+        }
+        assert!(log.segment_base_offsets().await.len() > 2);
+        let cases = [(0, Some((0, 0))), (1, Some((1, 5))), (5, Some((1, 5))), (6, Some((2, 10))), (47, Some((10, 50))), (95, Some((19, 95))), (96, None)];
+        for (timestamp, want) in cases {
+            assert_eq!(log.fetch_offset_by_timestamp(timestamp).await.unwrap(), want, "{timestamp}");
+        }
+    })
+}
+
+#[test]
+fn log_append_time_is_stamped() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = open(&disk, LogConfig { message_timestamp_type: TimestampType::LogAppendTime, ..small_config() }).await;
+        let info = log.append_as_leader(batch(0, 3, 5), 0, AppendOrigin::Client, 777).await.unwrap();
+        assert_eq!((info.log_append_time, info.max_timestamp), (777, 777));
+        let read = log.read(0, 4096, None, false).await.unwrap();
+        assert_eq!(read.batches[0].timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(read.batches[0].max_timestamp, 777);
+        assert!(record::crc_matches(&read.records));
+    })
+}
+
+#[test]
+fn bad_appends_get_kafka_codes() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let config = LogConfig { max_message_bytes: 200, message_timestamp_after_max_ms: 1000, ..small_config() };
+        let log = open(&disk, config).await;
+        let mut two = batch(0, 1, 0);
+        two.extend_from_slice(&batch(1, 1, 0));
+        let mut torn = batch(0, 1, 0);
+        torn.truncate(torn.len() - 1);
+        let cases: [(&str, BytesMut, Result<i64, ErrorCode>); 6] = [
+            ("good", batch(0, 1, 0), Ok(0)),
+            ("two batches from a client", two, Err(ErrorCode::InvalidRecord)),
+            ("torn", torn, Err(ErrorCode::CorruptMessage)),
+            ("too large", batch(0, 20, 0), Err(ErrorCode::MessageTooLarge)),
+            ("from the future", batch(0, 1, 5000), Err(ErrorCode::InvalidTimestamp)),
+            ("empty", BytesMut::new(), Err(ErrorCode::InvalidRecord)),
+        ];
+        for (name, records, want) in cases {
+            let got = log.append_as_leader(records, 0, AppendOrigin::Client, 0).await.map(|i| i.first_offset).map_err(|e| e.code);
+            assert_eq!(got, want, "{name}");
+        }
+        assert_eq!(log.log_end_offset().await, 1, "rejected appends write nothing");
+    })
+}
+
+#[test]
+fn a_failed_sync_takes_the_directory_offline() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let failure = LogDirFailureChannel::new();
+        let config = LogConfig { flush_messages: 1, ..small_config() };
+        let log = UnifiedLog::open(disk.clone(), Path::new(DIR), config, failure.clone(), 0).await.unwrap();
+        log.append_as_leader(batch(0, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+        disk.set_faults(DiskFaults { sync_eio_probability: 1.0, ..DiskFaults::none() });
+        let err = log.append_as_leader(batch(1, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::KafkaStorageError);
+        assert!(failure.is_offline());
+        disk.set_faults(DiskFaults::none());
+        for _ in 0..3 {
+            let err = log.append_as_leader(batch(2, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap_err();
+            assert_eq!(err.code, ErrorCode::KafkaStorageError, "no retry pretends the data is safe");
+        }
+        assert_eq!(log.read(0, 100, None, true).await.unwrap_err().code, ErrorCode::KafkaStorageError);
+        drop(log);
+        disk.crash(CrashKind::Machine);
+        let log = open(&disk, small_config()).await;
+        assert_eq!(values(&read_all(&log).await), expected(0..1), "only the synced record survives");
+    })
+}
+
+#[test]
+fn a_full_disk_is_a_storage_error() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = open(&disk, small_config()).await;
+        log.append_as_leader(batch(0, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+        disk.set_faults(DiskFaults { capacity_bytes: 100, ..DiskFaults::none() });
+        let err = log.append_as_leader(batch(1, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::KafkaStorageError);
+    })
+}
+
+#[test]
+fn durable_mode_acknowledges_only_synced_data() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = Arc::new(open(&disk, LogConfig { flush_messages: 1, ..small_config() }).await);
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move { log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap() }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let syncs = disk.stats().syncs;
+        assert_eq!(log.flushed_offset(), 8);
+        drop(log);
+        disk.crash(CrashKind::Machine);
+        let log = open(&disk, small_config()).await;
+        assert_eq!(read_all(&log).await.len(), 8);
+        assert!(syncs > 0);
+    })
+}
+
+#[test]
+fn page_cache_mode_loses_only_unsynced_data_on_power_loss() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = open(&disk, LogConfig { flush_messages: 4, ..small_config() }).await;
+        for i in 0..6 {
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+        }
+        assert_eq!(log.flushed_offset(), 4);
+        drop(log);
+        disk.crash(CrashKind::Process);
+        let log = open(&disk, small_config()).await;
+        assert_eq!(read_all(&log).await.len(), 6, "kill -9 keeps the page cache");
+        for i in 6..9 {
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+        }
+        drop(log);
+        disk.crash(CrashKind::Machine);
+        let log = open(&disk, small_config()).await;
+        assert_eq!(values(&read_all(&log).await), expected(0..6), "opening synced what recovery kept; the rest was lost");
+    })
+}
+
+#[test]
+fn clean_reopen_reads_only_the_active_segment() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let config = LogConfig { segment_bytes: 200, ..small_config() };
+        let log = open(&disk, config.clone()).await;
+        for i in 0..100 {
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+        }
+        let segments = log.segment_base_offsets().await.len();
+        assert!(segments > 30);
+        log.close(0).await.unwrap();
+        drop(log);
+        let before = disk.stats().reads;
+        let log = open(&disk, config.clone()).await;
+        let reads = disk.stats().reads - before;
+        assert!(reads <= 4, "{reads} reads to open {segments} segments");
+        assert_eq!(log.log_end_offset().await, 100);
+        assert_eq!(values(&read_all(&log).await), expected(0..100));
+    })
+}
+
+#[test]
+fn open_files_are_bounded() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let config = LogConfig { segment_bytes: 200, segment_files_open_max: 3, ..small_config() };
+        let log = open(&disk, config).await;
+        for i in 0..60 {
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+        }
+        assert_eq!(values(&read_all(&log).await), expected(0..60));
+        assert!(log.open_file_count().await <= 4, "{}", log.open_file_count().await);
+    })
+}
+
+#[test]
+fn missing_and_corrupt_indexes_are_rebuilt() {
+    for damage in ["remove", "garbage", "truncate"] {
+        run(async {
+            let disk = SimStorage::new(1, DiskFaults::none());
+            let config = LogConfig { segment_bytes: 400, index_interval_bytes: 1, ..small_config() };
+            let log = open(&disk, config.clone()).await;
+            for i in 0..30 {
+                log.append_as_leader(batch(i, 1, i as i64), 0, AppendOrigin::Client, 0).await.unwrap();
+            }
+            log.close(0).await.unwrap();
+            drop(log);
+            let index = Path::new(DIR).join(offset_index_file_name(0));
+            match damage {
+                "remove" => disk.remove(&index).await.unwrap(),
+                "garbage" => {
+                    for at in 0..16 {
+                        disk.flip_bit(&index, at, 3).unwrap();
+                    }
+                }
+                _ => {
+                    let file = disk.open(&index, crate::io::OpenMode::Existing).await.unwrap();
+                    crate::io::StorageFile::truncate(&file, 3).await.unwrap();
+                }
+            }
+            let log = open(&disk, config).await;
+            for offset in 0..30 {
+                let info = log.read(offset, 1, None, true).await.unwrap();
+                assert!(info.batches[0].base_offset <= offset && offset <= info.batches[0].last_offset(), "{damage}: {offset}");
+            }
+            assert_eq!(log.fetch_offset_by_timestamp(3).await.unwrap(), Some((3, 3)), "{damage}");
+        })
+    }
+}
+
+#[test]
+fn disk_faults_are_deterministic_per_seed() {
+    fn trace(seed: u64) -> u64 {
+        run(async move {
+            let faults = DiskFaults { torn_write_probability: 0.5, slow_probability: 0.3, ..DiskFaults::none() };
+            let disk = SimStorage::new(seed, faults);
+            let log = open(&disk, LogConfig { flush_messages: 3, ..small_config() }).await;
+            for i in 0..20 {
+                log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            }
+            drop(log);
+            disk.crash(CrashKind::Machine);
+            let log = open(&disk, small_config()).await;
+            let _ = read_all(&log).await;
+            disk.stats().trace_hash
+        })
+    }
+    assert_eq!(trace(7), trace(7));
+    assert_ne!(trace(7), trace(8));
+}

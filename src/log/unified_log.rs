@@ -1,0 +1,815 @@
+//! UnifiedLog: one partition's log over the disk seam.
+//!
+//! Appends are serialised by one lock; CPU work (validation, decompression) runs before
+//! it. In durable mode (`flush.messages=1`) an append returns only once its data is synced,
+//! and appends that wait together share one fdatasync (group commit).
+//!
+//! Any I/O error marks the log directory offline through its [`LogDirFailureChannel`]; from
+//! then on every operation answers KAFKA_STORAGE_ERROR. A failed sync is never retried:
+//! Linux may have dropped the data it was to write.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Mutex;
+
+use super::checkpoint::LogCheckpoint;
+use super::segment::{parse_file_name, LogSegment};
+use crate::config::LogConfig;
+use crate::error::{ErrorCode, KafkaError, KafkaResult};
+use crate::io::{Storage, StorageFile};
+use crate::record::{
+    self, crc_matches, AppendOrigin, BatchFrames, BatchHeader, Records, TimestampType, ValidationLimits, RECORD_BATCH_OVERHEAD,
+};
+
+/// Kafka's LogDirFailureChannel: the shared flag that takes a whole log directory offline
+/// after an I/O error.
+#[derive(Debug, Default)]
+pub struct LogDirFailureChannel {
+    offline: AtomicBool,
+    reason: StdMutex<Option<String>>,
+}
+
+impl LogDirFailureChannel {
+    pub fn new() -> Arc<LogDirFailureChannel> {
+        Arc::new(LogDirFailureChannel::default())
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn mark_offline(&self, why: String) {
+        let mut reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if reason.is_none() {
+            *reason = Some(why);
+        }
+        self.offline.store(true, Ordering::Release);
+    }
+}
+
+/// What an append wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogAppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    /// The broker's time stamped on the batches under LogAppendTime, else -1.
+    pub log_append_time: i64,
+    pub records_count: i64,
+    pub segment_base_offset: i64,
+    /// Where the batches start in the segment's `.log` file.
+    pub position: u64,
+    pub bytes: u64,
+}
+
+/// What a read found: whole batches from one segment, as bytes and as the file range they
+/// came from, so that the server may send the range without copying.
+#[derive(Clone, Debug)]
+pub struct LogReadInfo<F> {
+    pub records: Bytes,
+    pub batches: Vec<BatchHeader>,
+    /// The segment file and the range of `records` in it; `None` when nothing was read.
+    pub file: Option<F>,
+    pub segment_base_offset: i64,
+    pub position: u64,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+}
+
+pub struct UnifiedLog<S: Storage> {
+    storage: S,
+    dir: PathBuf,
+    config: LogConfig,
+    failure: Arc<LogDirFailureChannel>,
+    state: Mutex<LogState<S>>,
+    /// Held by the one group-commit sync in flight.
+    sync_lock: Mutex<()>,
+    /// Every offset below this is durable.
+    flushed_offset: AtomicI64,
+    /// Bumped by truncation, so that a sync that began before it does not claim offsets
+    /// that were truncated and written again.
+    truncations: AtomicU64,
+}
+
+struct LogState<S: Storage> {
+    segments: BTreeMap<i64, LogSegment<S>>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    high_watermark: i64,
+    recovery_point: i64,
+    messages_since_flush: i64,
+    last_flush_ms: i64,
+    use_tick: u64,
+}
+
+impl<S: Storage> UnifiedLog<S> {
+    /// Opens the log in `dir`, creating it if missing, and recovers it: segments from the
+    /// one holding the recovery point on are validated batch by batch and truncated at the
+    /// first torn or corrupt batch; later segments are deleted, as Kafka does.
+    pub async fn open(
+        storage: S,
+        dir: &Path,
+        config: LogConfig,
+        failure: Arc<LogDirFailureChannel>,
+        now_ms: i64,
+    ) -> io::Result<UnifiedLog<S>> {
+        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let log = UnifiedLog::load(storage, dir, config, failure.clone(), now_ms).await;
+        if let Err(e) = &log {
+            failure.mark_offline(format!("opening {}: {e}", dir.display()));
+        }
+        log
+    }
+
+    async fn load(
+        storage: S,
+        dir: &Path,
+        config: LogConfig,
+        failure: Arc<LogDirFailureChannel>,
+        now_ms: i64,
+    ) -> io::Result<UnifiedLog<S>> {
+        storage.create_dir_all(dir).await?;
+        if let Some(parent) = dir.parent() {
+            storage.sync_dir(parent).await?;
+        }
+        let names = storage.list(dir).await?;
+        let checkpoint = LogCheckpoint::read(&storage, dir).await?;
+        let mut bases = Vec::new();
+        for name in &names {
+            if name.ends_with(".tmp") {
+                storage.remove(&dir.join(name)).await?;
+            } else if let Some((base, "log")) = parse_file_name(name) {
+                bases.push(base);
+            }
+        }
+        let log_start_checkpoint = checkpoint.map(|c| c.log_start_offset).unwrap_or(0);
+        // Index files without their log, from a crash in the middle of a delete.
+        for name in &names {
+            if let Some((base, "index" | "timeindex")) = parse_file_name(name) {
+                if bases.binary_search(&base).is_err() {
+                    storage.remove(&dir.join(name)).await?;
+                }
+            }
+        }
+        let mut segments = BTreeMap::new();
+        for &base in &bases {
+            segments.insert(base, LogSegment::open(&storage, dir, base).await?);
+        }
+        // Segments wholly below the log start offset: a retention delete that a crash cut short.
+        let mut doomed = Vec::new();
+        let keys: Vec<i64> = segments.keys().copied().collect();
+        for pair in keys.windows(2) {
+            if pair[1] <= log_start_checkpoint {
+                doomed.push(pair[0]);
+            }
+        }
+        for base in doomed {
+            segments.remove(&base).expect("listed").delete(&storage).await?;
+        }
+        if segments.is_empty() {
+            let segment = LogSegment::create(&storage, dir, log_start_checkpoint).await?;
+            storage.sync_dir(dir).await?;
+            segments.insert(log_start_checkpoint, segment);
+        }
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let recovery_point = checkpoint.map(|c| c.recovery_point).unwrap_or(first_base);
+        let recover_from = segments.range(..=recovery_point).next_back().map(|(&b, _)| b).unwrap_or(first_base);
+        let log_end_offset = recover_segments(&storage, &config, &mut segments, recover_from).await?;
+        let log_start_offset = log_start_checkpoint.max(first_base).min(log_end_offset);
+        let state = LogState {
+            segments,
+            log_start_offset,
+            log_end_offset,
+            high_watermark: log_start_offset,
+            recovery_point: recover_from,
+            messages_since_flush: 0,
+            last_flush_ms: now_ms,
+            use_tick: 0,
+        };
+        let log = UnifiedLog {
+            storage,
+            dir: dir.to_path_buf(),
+            config,
+            failure,
+            state: Mutex::new(state),
+            sync_lock: Mutex::new(()),
+            flushed_offset: AtomicI64::new(recover_from),
+            truncations: AtomicU64::new(0),
+        };
+        {
+            // Make what recovery kept durable, so that recovering again gives the same log.
+            let mut state = log.state.lock().await;
+            log.flush_locked(&mut state, now_ms).await?;
+            log.write_checkpoint(&state).await?;
+            log.check_invariants(&state);
+        }
+        Ok(log)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Validates, stamps and appends the batches in `records` as the partition leader:
+    /// offsets from the log end offset, `leader_epoch`, and LogAppendTime if configured.
+    /// A client's request holds exactly one batch, as Kafka requires for magic 2.
+    pub async fn append_as_leader(
+        &self,
+        records: BytesMut,
+        leader_epoch: i32,
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> KafkaResult<LogAppendInfo> {
+        self.check_online()?;
+        let mut records = records;
+        let summaries = self.validate(&records, origin, now_ms)?;
+        let mut state = self.state.lock().await;
+        self.check_online()?;
+        let bytes = records.len() as u64;
+        let active_size = state.segments.values().next_back().expect("a log has an active segment").size;
+        if self.must_roll(&mut state, active_size, bytes, now_ms).await? {
+            self.roll(&mut state, now_ms).await.map_err(|e| self.fail("roll", e))?;
+        }
+        let first_offset = state.log_end_offset;
+        let log_append_time = match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => -1,
+        };
+        let mut next_offset = first_offset;
+        let mut max_timestamp = (-1i64, first_offset);
+        let mut batches = Vec::with_capacity(summaries.len());
+        for (position, summary) in summaries {
+            let batch = &mut records[position..position + summary.header.size()];
+            record::set_base_offset(batch, next_offset);
+            record::set_partition_leader_epoch(batch, leader_epoch);
+            let batch_max = match self.config.message_timestamp_type {
+                TimestampType::LogAppendTime => (now_ms, next_offset),
+                TimestampType::CreateTime => (summary.max_timestamp, next_offset + summary.offset_delta_of_max_timestamp as i64),
+            };
+            record::set_max_timestamp(batch, self.config.message_timestamp_type, batch_max.0);
+            if batch_max.0 > max_timestamp.0 {
+                max_timestamp = batch_max;
+            }
+            let header = BatchHeader::parse(batch).expect("validated above");
+            next_offset = header.next_offset();
+            batches.push((position as u32, header));
+        }
+        let records = records.freeze();
+        let records_count = next_offset - first_offset;
+        let segment = state.segments.values_mut().next_back().expect("a log has an active segment");
+        let segment_base_offset = segment.base_offset;
+        let position = segment.append(&self.storage, records, &batches, &self.config).await.map_err(|e| self.fail("append", e))?;
+        state.log_end_offset = next_offset;
+        state.messages_since_flush += records_count;
+        let flush_now = !self.config.durable()
+            && (state.messages_since_flush >= self.config.flush_messages || now_ms - state.last_flush_ms >= self.config.flush_ms);
+        if flush_now {
+            self.flush_locked(&mut state, now_ms).await.map_err(|e| self.fail("flush", e))?;
+        }
+        self.check_invariants(&state);
+        drop(state);
+        if self.config.durable() {
+            self.sync_to(next_offset).await?;
+        }
+        Ok(LogAppendInfo {
+            first_offset,
+            last_offset: next_offset - 1,
+            max_timestamp: max_timestamp.0,
+            offset_of_max_timestamp: max_timestamp.1,
+            log_append_time,
+            records_count,
+            segment_base_offset,
+            position,
+            bytes,
+        })
+    }
+
+    /// Reads whole batches from `fetch_offset`, up to `max_bytes` (or the first batch whole if
+    /// `min_one_message`), stopping before `max_offset` (the high watermark or the last
+    /// stable offset) and at the end of the segment. Every batch returned has a valid CRC.
+    pub async fn read(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: Option<i64>,
+        min_one_message: bool,
+    ) -> KafkaResult<LogReadInfo<S::File>> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        let (log_start_offset, high_watermark, log_end_offset) = (state.log_start_offset, state.high_watermark, state.log_end_offset);
+        if fetch_offset < log_start_offset || fetch_offset > log_end_offset {
+            return Err(KafkaError::new(
+                ErrorCode::OffsetOutOfRange,
+                format!("offset {fetch_offset} is outside [{log_start_offset}, {log_end_offset}]"),
+            ));
+        }
+        let mut info = LogReadInfo {
+            records: Bytes::new(),
+            batches: Vec::new(),
+            file: None,
+            segment_base_offset: -1,
+            position: 0,
+            log_start_offset,
+            high_watermark,
+            log_end_offset,
+        };
+        let upper = max_offset.unwrap_or(log_end_offset).min(log_end_offset);
+        if fetch_offset >= upper {
+            return Ok(info);
+        }
+        let start = state.segments.range(..=fetch_offset).next_back().map(|(&b, _)| b).expect("the first segment starts at or below the log start offset");
+        let bases: Vec<i64> = state.segments.range(start..).map(|(&b, _)| b).collect();
+        for base in bases {
+            self.touch(&mut state, base);
+            let segment = state.segments.get_mut(&base).expect("listed above");
+            let found = segment.find_batch(&self.storage, &self.config, fetch_offset).await.map_err(|e| self.fail("read", e))?;
+            let Some((position, header)) = found else { continue };
+            let mut want = max_bytes.min((segment.size - position) as usize);
+            if min_one_message && header.size() > want {
+                want = header.size();
+            }
+            let file = segment.file(&self.storage).await.map_err(|e| self.fail("read", e))?;
+            let bytes = file.read_at(position, want).await.map_err(|e| self.fail("read", e))?;
+            let mut end = 0;
+            for (at, header, batch) in BatchFrames::new(&bytes) {
+                if header.next_offset() > upper {
+                    break;
+                }
+                if !crc_matches(batch) {
+                    if info.batches.is_empty() {
+                        return Err(KafkaError::new(
+                            ErrorCode::CorruptMessage,
+                            format!("batch at offset {} in segment {base} has a bad CRC32C", header.base_offset),
+                        ));
+                    }
+                    break;
+                }
+                info.batches.push(header);
+                end = at + batch.len();
+            }
+            info.records = bytes.slice(..end);
+            info.file = Some(file);
+            info.segment_base_offset = base;
+            info.position = position;
+            break;
+        }
+        self.evict_files(&mut state);
+        Ok(info)
+    }
+
+    /// The offset and timestamp of the first record whose timestamp is at or after
+    /// `timestamp` (ListOffsets), or `None` if every record is older.
+    pub async fn fetch_offset_by_timestamp(&self, timestamp: i64) -> KafkaResult<Option<(i64, i64)>> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        let log_start_offset = state.log_start_offset;
+        let bases: Vec<i64> = state.segments.keys().copied().collect();
+        let mut scratch = Vec::new();
+        for base in bases {
+            self.touch(&mut state, base);
+            let segment = state.segments.get_mut(&base).expect("listed above");
+            let indexes = segment.indexes(&self.storage, &self.config).await.map_err(|e| self.fail("read", e))?;
+            if indexes.max_timestamp < timestamp || indexes.next_offset <= log_start_offset {
+                continue;
+            }
+            let from = (base + indexes.times.lookup(timestamp) as i64).max(log_start_offset);
+            let Some((mut position, _)) = segment.find_batch(&self.storage, &self.config, from).await.map_err(|e| self.fail("read", e))? else {
+                continue;
+            };
+            let file = segment.file(&self.storage).await.map_err(|e| self.fail("read", e))?;
+            while position < segment.size {
+                let head = file.read_at(position, RECORD_BATCH_OVERHEAD).await.map_err(|e| self.fail("read", e))?;
+                let header = BatchHeader::parse(&head).map_err(|_| corrupt(base, position))?;
+                if header.max_timestamp >= timestamp && header.last_offset() >= log_start_offset {
+                    let batch = file.read_at(position, header.size()).await.map_err(|e| self.fail("read", e))?;
+                    if let Some(found) = first_record_at_or_after(&batch, timestamp, log_start_offset, &self.config, &mut scratch)? {
+                        return Ok(Some(found));
+                    }
+                }
+                position += header.size() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sets the high watermark, which the ReplicaManager owns. Clamped to the log.
+    pub async fn update_high_watermark(&self, high_watermark: i64) -> i64 {
+        let mut state = self.state.lock().await;
+        state.high_watermark = high_watermark.clamp(state.log_start_offset, state.log_end_offset);
+        self.check_invariants(&state);
+        state.high_watermark
+    }
+
+    /// DeleteRecords: advances the log start offset to `offset`, which must not pass the
+    /// high watermark, then deletes the segments wholly below it.
+    pub async fn delete_records_before(&self, offset: i64, now_ms: i64) -> KafkaResult<i64> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        if offset > state.high_watermark || offset < 0 {
+            return Err(KafkaError::new(
+                ErrorCode::OffsetOutOfRange,
+                format!("cannot delete records before {offset}: the high watermark is {}", state.high_watermark),
+            ));
+        }
+        if offset > state.log_start_offset {
+            state.log_start_offset = offset;
+            self.write_checkpoint(&state).await.map_err(|e| self.fail("checkpoint", e))?;
+        }
+        self.delete_segments_below_start(&mut state, now_ms).await?;
+        self.check_invariants(&state);
+        Ok(state.log_start_offset)
+    }
+
+    /// Retention: deletes the oldest inactive segments older than `retention.ms` or past
+    /// `retention.bytes`, never the active one and never one past the high watermark.
+    /// Returns how many went.
+    pub async fn delete_old_segments(&self, now_ms: i64) -> KafkaResult<usize> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        let mut total: i64 = state.segments.values().map(|s| s.size as i64).sum();
+        let bases: Vec<i64> = state.segments.keys().copied().collect();
+        let mut new_start = None;
+        for pair in bases.windows(2) {
+            let (base, next_base) = (pair[0], pair[1]);
+            if next_base > state.high_watermark {
+                break;
+            }
+            let segment = state.segments.get_mut(&base).expect("listed");
+            let size = segment.size as i64;
+            let max_timestamp = segment.indexes(&self.storage, &self.config).await.map_err(|e| self.fail("retention", e))?.max_timestamp;
+            let by_time = self.config.retention_ms >= 0 && now_ms - max_timestamp > self.config.retention_ms;
+            let by_size = self.config.retention_bytes >= 0 && total - size >= self.config.retention_bytes;
+            if !by_time && !by_size {
+                break;
+            }
+            total -= size;
+            new_start = Some(next_base);
+        }
+        let Some(new_start) = new_start else { return Ok(0) };
+        let before = state.segments.len();
+        if new_start > state.log_start_offset {
+            state.log_start_offset = new_start;
+            self.write_checkpoint(&state).await.map_err(|e| self.fail("checkpoint", e))?;
+        }
+        self.delete_segments_below_start(&mut state, now_ms).await?;
+        self.check_invariants(&state);
+        Ok(before - state.segments.len())
+    }
+
+    /// Removes every record at `offset` and after (replication's truncation on divergence).
+    pub async fn truncate_to(&self, offset: i64) -> KafkaResult<()> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        if offset >= state.log_end_offset {
+            return Ok(());
+        }
+        if offset < state.log_start_offset {
+            return Err(KafkaError::new(ErrorCode::OffsetOutOfRange, format!("cannot truncate below the log start offset to {offset}")));
+        }
+        self.truncations.fetch_add(1, Ordering::AcqRel);
+        let doomed: Vec<i64> = state.segments.range((Bound::Excluded(offset), Bound::Unbounded)).map(|(&b, _)| b).collect();
+        let first = *state.segments.keys().next().expect("a log has segments");
+        for base in doomed {
+            if base == first {
+                break;
+            }
+            let segment = state.segments.remove(&base).expect("listed");
+            segment.delete(&self.storage).await.map_err(|e| self.fail("truncate", e))?;
+        }
+        let segment = state.segments.values_mut().next_back().expect("a log has segments");
+        let end = segment.truncate_to(&self.storage, &self.config, offset).await.map_err(|e| self.fail("truncate", e))?;
+        segment.flush(&self.storage).await.map_err(|e| self.fail("truncate", e))?;
+        self.storage.sync_dir(&self.dir).await.map_err(|e| self.fail("truncate", e))?;
+        state.log_end_offset = end;
+        state.high_watermark = state.high_watermark.min(end);
+        state.recovery_point = state.recovery_point.min(end);
+        self.flushed_offset.fetch_min(end, Ordering::AcqRel);
+        self.write_checkpoint(&state).await.map_err(|e| self.fail("checkpoint", e))?;
+        self.check_invariants(&state);
+        Ok(())
+    }
+
+    /// Flushes if `flush.ms` has passed since the last flush (the scheduler calls this).
+    pub async fn maybe_flush(&self, now_ms: i64) -> KafkaResult<()> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        if now_ms - state.last_flush_ms >= self.config.flush_ms && state.recovery_point < state.log_end_offset {
+            self.flush_locked(&mut state, now_ms).await.map_err(|e| self.fail("flush", e))?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything appended durable and advances the recovery point.
+    pub async fn flush(&self, now_ms: i64) -> KafkaResult<()> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        self.flush_locked(&mut state, now_ms).await.map_err(|e| self.fail("flush", e))
+    }
+
+    /// Rolls the active segment now (if it holds anything).
+    pub async fn roll_now(&self, now_ms: i64) -> KafkaResult<()> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        let active = state.segments.values().next_back().expect("a log has segments");
+        if active.size > 0 {
+            self.roll(&mut state, now_ms).await.map_err(|e| self.fail("roll", e))?;
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: flush and checkpoint, so that the next open recovers nothing but
+    /// the active segment.
+    pub async fn close(&self, now_ms: i64) -> KafkaResult<()> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        self.flush_locked(&mut state, now_ms).await.map_err(|e| self.fail("flush", e))?;
+        self.write_checkpoint(&state).await.map_err(|e| self.fail("checkpoint", e))
+    }
+
+    pub async fn log_start_offset(&self) -> i64 {
+        self.state.lock().await.log_start_offset
+    }
+
+    pub async fn log_end_offset(&self) -> i64 {
+        self.state.lock().await.log_end_offset
+    }
+
+    pub async fn high_watermark(&self) -> i64 {
+        self.state.lock().await.high_watermark
+    }
+
+    pub async fn recovery_point(&self) -> i64 {
+        self.state.lock().await.recovery_point
+    }
+
+    /// Every offset below this is durable.
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset.load(Ordering::Acquire)
+    }
+
+    pub async fn size_bytes(&self) -> u64 {
+        self.state.lock().await.segments.values().map(|s| s.size).sum()
+    }
+
+    pub async fn segment_base_offsets(&self) -> Vec<i64> {
+        self.state.lock().await.segments.keys().copied().collect()
+    }
+
+    pub async fn open_file_count(&self) -> usize {
+        self.state.lock().await.segments.values().filter(|s| s.is_file_open()).count()
+    }
+
+    fn validate(&self, records: &[u8], origin: AppendOrigin, now_ms: i64) -> KafkaResult<Vec<(usize, record::BatchSummary)>> {
+        let limits = ValidationLimits { decompressed_bytes_max: self.config.decompressed_bytes_max };
+        let mut frames = BatchFrames::new(records);
+        let mut summaries = Vec::new();
+        let mut scratch = Vec::new();
+        for (position, header, batch) in frames.by_ref() {
+            if header.size() as u64 > self.config.max_message_bytes {
+                return Err(KafkaError::new(
+                    ErrorCode::MessageTooLarge,
+                    format!("batch of {} bytes is larger than max.message.bytes {}", header.size(), self.config.max_message_bytes),
+                ));
+            }
+            let summary = record::validate_batch(batch, origin, &limits, &mut scratch)?;
+            if self.config.message_timestamp_type == TimestampType::CreateTime {
+                self.check_timestamp(summary.max_timestamp, now_ms)?;
+            }
+            summaries.push((position, summary));
+        }
+        let (end, stop) = frames.rest();
+        if stop.is_some() || end != records.len() {
+            return Err(KafkaError::new(ErrorCode::CorruptMessage, format!("records end in {} bytes that are not a whole batch", records.len() - end)));
+        }
+        if summaries.is_empty() {
+            return Err(KafkaError::new(ErrorCode::InvalidRecord, "no record batch to append"));
+        }
+        if origin == AppendOrigin::Client && summaries.len() != 1 {
+            return Err(KafkaError::new(ErrorCode::InvalidRecord, "a produce request holds exactly one record batch per partition"));
+        }
+        if records.len() as u64 > self.config.segment_bytes {
+            return Err(KafkaError::new(ErrorCode::RecordListTooLarge, "the batches are larger than segment.bytes"));
+        }
+        Ok(summaries)
+    }
+
+    fn check_timestamp(&self, timestamp: i64, now_ms: i64) -> KafkaResult<()> {
+        let too_old = now_ms.saturating_sub(timestamp) > self.config.message_timestamp_before_max_ms;
+        let too_new = timestamp.saturating_sub(now_ms) > self.config.message_timestamp_after_max_ms;
+        if too_old || too_new {
+            return Err(KafkaError::new(ErrorCode::InvalidTimestamp, format!("timestamp {timestamp} is out of range at {now_ms}")));
+        }
+        Ok(())
+    }
+
+    async fn must_roll(&self, state: &mut LogState<S>, active_size: u64, incoming: u64, now_ms: i64) -> KafkaResult<bool> {
+        if active_size == 0 {
+            return Ok(false);
+        }
+        let segment = state.segments.values_mut().next_back().expect("a log has segments");
+        let indexes = segment.indexes(&self.storage, &self.config).await.map_err(|e| self.fail("roll", e))?;
+        let aged = indexes.first_batch_timestamp.is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        Ok(active_size + incoming > self.config.segment_bytes || indexes.is_full(&self.config) || aged)
+    }
+
+    async fn roll(&self, state: &mut LogState<S>, now_ms: i64) -> io::Result<()> {
+        let log_end_offset = state.log_end_offset;
+        let active = state.segments.values_mut().next_back().expect("a log has segments");
+        assert!(active.base_offset < log_end_offset, "only a non-empty segment rolls");
+        active.indexes(&self.storage, &self.config).await?;
+        active.seal();
+        self.flush_locked(state, now_ms).await?;
+        let segment = LogSegment::create(&self.storage, &self.dir, log_end_offset).await?;
+        self.storage.sync_dir(&self.dir).await?;
+        state.segments.insert(log_end_offset, segment);
+        self.write_checkpoint(state).await?;
+        self.evict_files(state);
+        Ok(())
+    }
+
+    /// Syncs every segment from the recovery point on, with its indexes.
+    async fn flush_locked(&self, state: &mut LogState<S>, now_ms: i64) -> io::Result<()> {
+        let from = state.segments.range(..=state.recovery_point).next_back().map(|(&b, _)| b).unwrap_or(i64::MIN);
+        for segment in state.segments.range_mut(from..).map(|(_, s)| s) {
+            segment.flush(&self.storage).await?;
+        }
+        state.recovery_point = state.log_end_offset;
+        state.messages_since_flush = 0;
+        state.last_flush_ms = now_ms;
+        self.flushed_offset.fetch_max(state.log_end_offset, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Group commit: returns once every offset below `offset` is durable. One caller syncs
+    /// for all who wait behind it.
+    async fn sync_to(&self, offset: i64) -> KafkaResult<()> {
+        loop {
+            if self.flushed_offset.load(Ordering::Acquire) >= offset {
+                return Ok(());
+            }
+            let _syncing = self.sync_lock.lock().await;
+            if self.flushed_offset.load(Ordering::Acquire) >= offset {
+                return Ok(());
+            }
+            let (file, target, truncations) = {
+                let mut state = self.state.lock().await;
+                self.check_online()?;
+                let target = state.log_end_offset;
+                let segment = state.segments.values_mut().next_back().expect("a log has segments");
+                let file = segment.file(&self.storage).await.map_err(|e| self.fail("sync", e))?;
+                (file, target, self.truncations.load(Ordering::Acquire))
+            };
+            file.sync_data().await.map_err(|e| self.fail("fdatasync", e))?;
+            if self.truncations.load(Ordering::Acquire) == truncations {
+                self.flushed_offset.fetch_max(target, Ordering::AcqRel);
+            }
+        }
+    }
+
+    async fn delete_segments_below_start(&self, state: &mut LogState<S>, _now_ms: i64) -> KafkaResult<()> {
+        let bases: Vec<i64> = state.segments.keys().copied().collect();
+        let mut deleted = false;
+        for pair in bases.windows(2) {
+            if pair[1] > state.log_start_offset {
+                break;
+            }
+            let segment = state.segments.remove(&pair[0]).expect("listed");
+            segment.delete(&self.storage).await.map_err(|e| self.fail("delete segment", e))?;
+            deleted = true;
+        }
+        if deleted {
+            self.storage.sync_dir(&self.dir).await.map_err(|e| self.fail("delete segment", e))?;
+        }
+        Ok(())
+    }
+
+    async fn write_checkpoint(&self, state: &LogState<S>) -> io::Result<()> {
+        let checkpoint = LogCheckpoint { log_start_offset: state.log_start_offset, recovery_point: state.recovery_point };
+        checkpoint.write(&self.storage, &self.dir).await
+    }
+
+    fn touch(&self, state: &mut LogState<S>, base: i64) {
+        state.use_tick += 1;
+        let tick = state.use_tick;
+        state.segments.get_mut(&base).expect("a listed segment").last_used = tick;
+    }
+
+    /// Closes the least recently used inactive segment files past `segment_files_open_max`.
+    fn evict_files(&self, state: &mut LogState<S>) {
+        let active = *state.segments.keys().next_back().expect("a log has segments");
+        loop {
+            let open: Vec<(u64, i64)> = state
+                .segments
+                .iter()
+                .filter(|(&b, s)| b != active && s.is_file_open())
+                .map(|(&b, s)| (s.last_used, b))
+                .collect();
+            if open.len() <= self.config.segment_files_open_max {
+                return;
+            }
+            let (_, oldest) = *open.iter().min().expect("more than the limit");
+            state.segments.get_mut(&oldest).expect("listed").close_file();
+        }
+    }
+
+    fn check_online(&self) -> KafkaResult<()> {
+        if self.failure.is_offline() {
+            return Err(KafkaError::new(
+                ErrorCode::KafkaStorageError,
+                format!("log directory is offline: {}", self.failure.reason().unwrap_or_default()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn fail(&self, what: &str, e: io::Error) -> KafkaError {
+        let why = format!("{what} in {}: {e}", self.dir.display());
+        self.failure.mark_offline(why.clone());
+        KafkaError::new(ErrorCode::KafkaStorageError, why)
+    }
+
+    fn check_invariants(&self, state: &LogState<S>) {
+        assert!(state.log_start_offset <= state.high_watermark, "log_start_offset {} > high_watermark {}", state.log_start_offset, state.high_watermark);
+        assert!(state.high_watermark <= state.log_end_offset, "high_watermark {} > log_end_offset {}", state.high_watermark, state.log_end_offset);
+        assert!(state.recovery_point <= state.log_end_offset, "recovery_point {} > log_end_offset {}", state.recovery_point, state.log_end_offset);
+        let first = *state.segments.keys().next().expect("a log has at least one segment");
+        let active = *state.segments.keys().next_back().expect("a log has at least one segment");
+        assert!(first <= state.log_start_offset, "first segment {first} starts after log_start_offset {}", state.log_start_offset);
+        assert!(active <= state.log_end_offset, "active segment {active} starts after log_end_offset {}", state.log_end_offset);
+    }
+}
+
+/// Recovers the segments from `from` on; returns the log end offset.
+async fn recover_segments<S: Storage>(storage: &S, config: &LogConfig, segments: &mut BTreeMap<i64, LogSegment<S>>, from: i64) -> io::Result<i64> {
+    let bases: Vec<i64> = segments.range(from..).map(|(&b, _)| b).collect();
+    let mut end = None;
+    for (i, &base) in bases.iter().enumerate() {
+        let segment = segments.get_mut(&base).expect("listed");
+        let truncated = segment.recover(storage, config).await?;
+        let next_offset = segment.loaded_indexes().expect("recovered").next_offset;
+        let next_base = bases.get(i + 1).copied();
+        // A segment that lost its tail, or one whose successor does not follow it: what
+        // follows is not to be trusted.
+        if truncated || next_base.is_some_and(|n| n < next_offset) {
+            for &doomed in &bases[i + 1..] {
+                segments.remove(&doomed).expect("listed").delete(storage).await?;
+            }
+            end = Some(next_offset);
+            break;
+        }
+        end = Some(next_offset);
+    }
+    let end = end.expect("the segment holding the recovery point is recovered");
+    // A segment left empty at the end by recovery keeps its place; otherwise the active
+    // segment must start at or below the log end.
+    let active = *segments.keys().next_back().expect("a log has segments");
+    assert!(active <= end);
+    for segment in segments.range_mut(..active).map(|(_, s)| s) {
+        segment.seal();
+    }
+    Ok(end)
+}
+
+fn first_record_at_or_after(
+    batch: &[u8],
+    timestamp: i64,
+    log_start_offset: i64,
+    config: &LogConfig,
+    scratch: &mut Vec<u8>,
+) -> KafkaResult<Option<(i64, i64)>> {
+    let limits = ValidationLimits { decompressed_bytes_max: config.decompressed_bytes_max };
+    let summary = record::validate_batch(batch, AppendOrigin::Replication, &limits, scratch)?;
+    let header = summary.header;
+    if header.timestamp_type() == TimestampType::LogAppendTime {
+        return Ok(Some((header.base_offset.max(log_start_offset), header.max_timestamp)));
+    }
+    let records = if header.compression() == Some(record::Compression::None) { &batch[RECORD_BATCH_OVERHEAD..] } else { &scratch[..] };
+    let mut iter = Records::new(records, header.base_timestamp);
+    while let Some(r) = iter.next_record()? {
+        let offset = header.base_offset + r.offset_delta as i64;
+        if r.timestamp >= timestamp && offset >= log_start_offset {
+            return Ok(Some((offset, r.timestamp)));
+        }
+    }
+    Ok(None)
+}
+
+fn corrupt(base: i64, position: u64) -> KafkaError {
+    KafkaError::new(ErrorCode::CorruptMessage, format!("no batch header at position {position} of segment {base}"))
+}
