@@ -37,9 +37,12 @@ pub struct DiskFaults {
     pub capacity_bytes: u64,
     /// Per file, at each machine crash: one bit of its durable data flips (latent corruption).
     pub bit_flip_probability: f64,
-    /// Per file, at each machine crash: its last unsynced write lands in part, a prefix of
-    /// its sectors.
+    /// Per file, at each machine crash: its last unsynced write lands in part, a prefix or
+    /// a random subset of its sectors.
     pub torn_write_probability: f64,
+    /// Per earlier unsynced write, at each machine crash: the kernel had written some of its
+    /// sectors back (with their current content) before the power went.
+    pub writeback_probability: f64,
     pub sector_bytes: u64,
     pub slow_probability: f64,
     pub slow_latency: Duration,
@@ -55,6 +58,7 @@ impl DiskFaults {
             capacity_bytes: u64::MAX,
             bit_flip_probability: 0.0,
             torn_write_probability: 0.0,
+            writeback_probability: 0.0,
             sector_bytes: 512,
             slow_probability: 0.0,
             slow_latency: Duration::from_millis(10),
@@ -497,8 +501,15 @@ impl SimDisk {
         let mut used = 0;
         let mut torn_bytes = Vec::new();
         for inode in self.inodes.values_mut() {
-            let torn = inode.dirty.last().copied().filter(|_| self.rng.chance(faults.torn_write_probability));
             let mut data = std::mem::take(&mut inode.durable);
+            let earlier = inode.dirty.len().saturating_sub(1);
+            for &(position, len) in &inode.dirty[..earlier] {
+                if self.rng.chance(faults.writeback_probability) {
+                    let kept = tear(&mut self.rng, &inode.data, &mut data, position, len, faults.sector_bytes);
+                    torn_bytes.push(kept);
+                }
+            }
+            let torn = inode.dirty.last().copied().filter(|_| self.rng.chance(faults.torn_write_probability));
             if let Some((position, len)) = torn {
                 let kept = tear(&mut self.rng, &inode.data, &mut data, position, len, faults.sector_bytes);
                 self.stats.faults_injected += 1;
@@ -532,21 +543,30 @@ impl SimDisk {
     }
 }
 
-/// Lands a prefix of the sectors of an unsynced write `[position, position + len)`.
-/// Returns how many bytes of it landed.
+/// Lands part of an unsynced write `[position, position + len)`: either a prefix of its
+/// sectors or a random subset of them (the rest keep their old bytes, or zeros past the old
+/// end), as a disk without power-loss protection may. Returns how many bytes landed.
 fn tear(rng: &mut SimRng, visible: &[u8], durable: &mut Vec<u8>, position: u64, len: u64, sector: u64) -> u64 {
+    let write_end = (position + len).min(visible.len() as u64);
     let first_sector = position / sector;
-    let last_sector = (position + len).div_ceil(sector);
-    let sectors = last_sector - first_sector;
-    let kept = rng.below(sectors + 1);
-    let end = ((first_sector + kept) * sector).min(visible.len() as u64).max(position);
-    let start = position.min(end) as usize;
-    let end = end as usize;
-    if durable.len() < end {
-        durable.resize(end, 0);
+    let sectors = write_end.div_ceil(sector).saturating_sub(first_sector);
+    let prefix = rng.chance(0.5);
+    let kept_prefix = rng.below(sectors + 1);
+    let mut landed = 0;
+    for i in 0..sectors {
+        let keep = if prefix { i < kept_prefix } else { rng.chance(0.5) };
+        if !keep {
+            continue;
+        }
+        let start = ((first_sector + i) * sector).max(position) as usize;
+        let end = ((first_sector + i + 1) * sector).min(write_end) as usize;
+        if durable.len() < end {
+            durable.resize(end, 0);
+        }
+        durable[start..end].copy_from_slice(&visible[start..end]);
+        landed += (end - start) as u64;
     }
-    durable[start..end].copy_from_slice(&visible[start..end]);
-    (end - start) as u64
+    landed
 }
 
 fn is_root(dir: &Path) -> bool {

@@ -186,11 +186,13 @@ impl<S: Storage> LogSegment<S> {
         Ok((indexes, ScanEnd::Clean))
     }
 
+    /// Offsets are dense (no compaction yet), so each batch starts where the last ended;
+    /// that also catches damage to the base offset, which the CRC does not cover.
     fn batch_is_valid(&self, header: &BatchHeader, bytes: &[u8], next_offset: i64) -> bool {
         header.magic == MAGIC_V2
             && header.last_offset_delta >= 0
             && header.records_count as i64 == header.last_offset_delta as i64 + 1
-            && header.base_offset >= next_offset
+            && header.base_offset == next_offset
             && header.last_offset() - self.base_offset <= u32::MAX as i64
             && crc_matches(bytes)
     }

@@ -346,12 +346,22 @@ impl<S: Storage> UnifiedLog<S> {
             }
             let file = segment.file(&self.storage).await.map_err(|e| self.fail("read", e))?;
             let bytes = file.read_at(position, want).await.map_err(|e| self.fail("read", e))?;
+            let segment_end = state.segments.range(base + 1..).next().map(|(&b, _)| b).unwrap_or(log_end_offset);
             let mut end = 0;
+            let mut expected = header.base_offset;
             for (at, header, batch) in BatchFrames::new(&bytes) {
                 if header.next_offset() > upper {
                     break;
                 }
-                if !crc_matches(batch) {
+                // The base offset and magic lie outside the CRC: check them against the
+                // segment's dense offsets.
+                let placed = header.magic == record::MAGIC_V2
+                    && header.base_offset == expected
+                    && header.base_offset >= base
+                    && (!info.batches.is_empty() || header.base_offset <= fetch_offset.max(base))
+                    && header.last_offset_delta >= 0
+                    && header.next_offset() <= segment_end;
+                if !placed || !crc_matches(batch) {
                     if info.batches.is_empty() {
                         return Err(KafkaError::new(
                             ErrorCode::CorruptMessage,
@@ -361,6 +371,7 @@ impl<S: Storage> UnifiedLog<S> {
                     break;
                 }
                 info.batches.push(header);
+                expected = header.next_offset();
                 end = at + batch.len();
             }
             info.records = bytes.slice(..end);
