@@ -40,13 +40,13 @@ impl OffsetIndex {
         self.entries.push((relative_offset, position));
     }
 
-    /// The position of the last entry at or before `relative_offset`, or 0.
-    pub fn lookup(&self, relative_offset: u32) -> u32 {
+    /// The last entry at or before `relative_offset`, or (0, 0): the segment's first batch.
+    pub fn lookup(&self, relative_offset: u32) -> (u32, u32) {
         let i = self.entries.partition_point(|&(o, _)| o <= relative_offset);
         if i == 0 {
-            0
+            (0, 0)
         } else {
-            self.entries[i - 1].1
+            self.entries[i - 1]
         }
     }
 
@@ -196,13 +196,13 @@ mod tests {
         for (o, p) in [(0, 0), (10, 4096), (25, 8300)] {
             index.append(o, p);
         }
-        let cases = [(0, 0), (9, 0), (10, 4096), (24, 4096), (25, 8300), (1000, 8300)];
-        for (offset, position) in cases {
-            assert_eq!(index.lookup(offset), position, "{offset}");
+        let cases = [(0, (0, 0)), (9, (0, 0)), (10, (10, 4096)), (24, (10, 4096)), (25, (25, 8300)), (1000, (25, 8300))];
+        for (offset, entry) in cases {
+            assert_eq!(index.lookup(offset), entry, "{offset}");
         }
         let (at, bytes) = index.unpersisted();
         assert_eq!((at, bytes.len()), (0, 24));
-        assert_eq!(OffsetIndex::decode(&bytes, 10_000).unwrap().lookup(24), 4096);
+        assert_eq!(OffsetIndex::decode(&bytes, 10_000).unwrap().lookup(24), (10, 4096));
         assert!(OffsetIndex::decode(&bytes, 8000).is_none(), "a position past the segment");
         assert!(OffsetIndex::decode(&bytes[..20], 10_000).is_none(), "a torn entry");
         index.truncate_to(10);

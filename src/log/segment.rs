@@ -71,6 +71,16 @@ pub struct Indexes {
     rewrite: bool,
 }
 
+/// What [`LogSegment::find_batch`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    Batch(u64, BatchHeader),
+    /// No batch at or after the offset.
+    End,
+    /// Damaged bytes at this position, before any such batch.
+    Corrupt(u64),
+}
+
 /// How a scan of a segment ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScanEnd {
@@ -231,7 +241,7 @@ impl<S: Storage> LogSegment<S> {
             indexes.offset_of_max_timestamp = self.base_offset + o as i64;
         }
         // Walk the batches after the last index entry to learn the segment's end.
-        let start = indexes.offsets.lookup(u32::MAX) as u64;
+        let start = indexes.offsets.lookup(u32::MAX).1 as u64;
         let file = self.file(storage).await?;
         let tail = file.read_at(start, (self.size - start) as usize).await?;
         let mut frames = BatchFrames::new(&tail);
@@ -272,46 +282,53 @@ impl<S: Storage> LogSegment<S> {
         Ok(position)
     }
 
-    /// The position of the first batch whose last offset is at or after `offset`, and its
-    /// header; `None` if the segment has no such batch.
-    pub async fn find_batch(&mut self, storage: &S, config: &LogConfig, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
-        for attempt in 0..2 {
+    /// The position and header of the first batch whose last offset is at or after `offset`.
+    pub async fn find_batch(&mut self, storage: &S, config: &LogConfig, offset: i64) -> io::Result<Found> {
+        let mut rebuilt = false;
+        loop {
             let base = self.base_offset;
             let relative = (offset - base).clamp(0, u32::MAX as i64) as u32;
-            let start = self.indexes(storage, config).await?.offsets.lookup(relative) as u64;
+            let (entry_offset, start) = self.indexes(storage, config).await?.offsets.lookup(relative);
+            let start = start as u64;
+            // Offsets are dense: the walk knows the base offset of every batch it meets,
+            // which catches damage to base offsets that the CRC does not cover.
+            let mut expected = base + entry_offset as i64;
             let file = self.file(storage).await?;
             let mut position = start;
-            let mut plausible = true;
+            let mut damage = None;
             while position < self.size {
                 let bytes = file.read_at(position, RECORD_BATCH_OVERHEAD).await?;
                 let Ok(header) = BatchHeader::parse(&bytes) else {
-                    plausible = false;
+                    damage = Some(position);
                     break;
                 };
-                if header.magic != MAGIC_V2 || header.base_offset < base || position + header.size() as u64 > self.size {
-                    plausible = false;
+                if header.magic != MAGIC_V2 || header.base_offset != expected || header.last_offset_delta < 0 || position + header.size() as u64 > self.size {
+                    damage = Some(position);
                     break;
                 }
+                expected = header.next_offset();
                 if header.last_offset() >= offset {
-                    return Ok(Some((position, header)));
+                    return Ok(Found::Batch(position, header));
                 }
                 position += header.size() as u64;
             }
-            if plausible {
-                return Ok(None);
+            let Some(position) = damage else { return Ok(Found::End) };
+            if rebuilt {
+                // The index is fresh from the log, so the log itself is damaged here.
+                return Ok(Found::Corrupt(position));
             }
-            // The index led to something that is not a batch: rebuild it from the log.
-            assert_eq!(attempt, 0, "a rebuilt index leads to batches");
+            // The walk met something that is not a batch: rebuild the index from the log
+            // and look again.
             let (indexes, _) = self.rebuild(storage, config).await?;
             self.indexes = Some(indexes);
+            rebuilt = true;
         }
-        unreachable!("the loop returns")
     }
 
     /// Truncates the segment at the first batch holding `offset` or later, and rebuilds its
     /// indexes. Returns the segment's new next offset.
     pub async fn truncate_to(&mut self, storage: &S, config: &LogConfig, offset: i64) -> io::Result<i64> {
-        if let Some((position, _)) = self.find_batch(storage, config, offset).await? {
+        if let Found::Batch(position, _) | Found::Corrupt(position) = self.find_batch(storage, config, offset).await? {
             self.file(storage).await?.truncate(position).await?;
             self.size = position;
             let (indexes, end) = self.rebuild(storage, config).await?;

@@ -19,7 +19,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Mutex;
 
 use super::checkpoint::LogCheckpoint;
-use super::segment::{parse_file_name, LogSegment};
+use super::segment::{parse_file_name, Found, LogSegment};
 use crate::config::LogConfig;
 use crate::error::{ErrorCode, KafkaError, KafkaResult};
 use crate::io::{Storage, StorageFile};
@@ -339,7 +339,11 @@ impl<S: Storage> UnifiedLog<S> {
             self.touch(&mut state, base);
             let segment = state.segments.get_mut(&base).expect("listed above");
             let found = segment.find_batch(&self.storage, &self.config, fetch_offset).await.map_err(|e| self.fail("read", e))?;
-            let Some((position, header)) = found else { continue };
+            let (position, header) = match found {
+                Found::Batch(position, header) => (position, header),
+                Found::End => continue,
+                Found::Corrupt(position) => return Err(corrupt(base, position)),
+            };
             let mut want = max_bytes.min((segment.size - position) as usize);
             if min_one_message && header.size() > want {
                 want = header.size();
@@ -400,8 +404,10 @@ impl<S: Storage> UnifiedLog<S> {
                 continue;
             }
             let from = (base + indexes.times.lookup(timestamp) as i64).max(log_start_offset);
-            let Some((mut position, _)) = segment.find_batch(&self.storage, &self.config, from).await.map_err(|e| self.fail("read", e))? else {
-                continue;
+            let mut position = match segment.find_batch(&self.storage, &self.config, from).await.map_err(|e| self.fail("read", e))? {
+                Found::Batch(position, _) => position,
+                Found::End => continue,
+                Found::Corrupt(position) => return Err(corrupt(base, position)),
             };
             let file = segment.file(&self.storage).await.map_err(|e| self.fail("read", e))?;
             while position < segment.size {
