@@ -509,8 +509,13 @@ impl<S: Storage> UnifiedLog<S> {
             let segment = state.segments.remove(&base).expect("listed");
             segment.delete(&self.storage).await.map_err(|e| self.fail("truncate", e))?;
         }
+        let log_start_offset = state.log_start_offset;
         let segment = state.segments.values_mut().next_back().expect("a log has segments");
         let end = segment.truncate_to(&self.storage, &self.config, offset).await.map_err(|e| self.fail("truncate", e))?;
+        if end < log_start_offset {
+            // The batch holding the log start offset went: nothing readable is left.
+            return self.truncate_fully_and_start_at_locked(&mut state, log_start_offset).await;
+        }
         segment.flush(&self.storage).await.map_err(|e| self.fail("truncate", e))?;
         self.storage.sync_dir(&self.dir).await.map_err(|e| self.fail("truncate", e))?;
         state.log_end_offset = end;
@@ -519,6 +524,34 @@ impl<S: Storage> UnifiedLog<S> {
         self.flushed_offset.fetch_min(end, Ordering::AcqRel);
         self.write_checkpoint(&state).await.map_err(|e| self.fail("checkpoint", e))?;
         self.check_invariants(&state);
+        Ok(())
+    }
+
+    /// Deletes every segment and starts the log empty at `offset` (a follower that fell
+    /// behind the leader's log start offset).
+    pub async fn truncate_fully_and_start_at(&self, offset: i64) -> KafkaResult<()> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        self.truncate_fully_and_start_at_locked(&mut state, offset).await
+    }
+
+    async fn truncate_fully_and_start_at_locked(&self, state: &mut LogState<S>, offset: i64) -> KafkaResult<()> {
+        assert!(offset >= 0);
+        self.truncations.fetch_add(1, Ordering::AcqRel);
+        let segments = std::mem::take(&mut state.segments);
+        for segment in segments.into_values() {
+            segment.delete(&self.storage).await.map_err(|e| self.fail("truncate", e))?;
+        }
+        let segment = LogSegment::create(&self.storage, &self.dir, offset).await.map_err(|e| self.fail("truncate", e))?;
+        self.storage.sync_dir(&self.dir).await.map_err(|e| self.fail("truncate", e))?;
+        state.segments.insert(offset, segment);
+        state.log_start_offset = offset;
+        state.log_end_offset = offset;
+        state.high_watermark = offset;
+        state.recovery_point = offset;
+        self.flushed_offset.store(offset, Ordering::Release);
+        self.write_checkpoint(state).await.map_err(|e| self.fail("checkpoint", e))?;
+        self.check_invariants(state);
         Ok(())
     }
 
