@@ -8,3 +8,4 @@ pub mod error;
 pub mod io;
 pub mod log;
 pub mod record;
+pub mod tools;
