@@ -78,6 +78,7 @@ pub enum CrashKind {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DiskStats {
     pub reads: u64,
+    pub bytes_read: u64,
     pub writes: u64,
     pub syncs: u64,
     pub bytes_written: u64,
@@ -320,7 +321,9 @@ impl StorageFile for SimFile {
         let data = &disk.inodes[&self.ino].data;
         let start = (position as usize).min(data.len());
         let end = start.saturating_add(len).min(data.len());
-        Ok(Bytes::copy_from_slice(&data[start..end]))
+        let bytes = Bytes::copy_from_slice(&data[start..end]);
+        disk.stats.bytes_read += bytes.len() as u64;
+        Ok(bytes)
     }
 
     async fn len(&self) -> io::Result<u64> {

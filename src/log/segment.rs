@@ -138,6 +138,15 @@ impl<S: Storage> LogSegment<S> {
         Ok(self.indexes.as_mut().expect("loaded above"))
     }
 
+    /// Loads the on-disk indexes if they agree with the log, and returns the segment's next
+    /// offset; `None` (and nothing loaded) if they do not.
+    pub async fn load_trusted_indexes(&mut self, storage: &S, config: &LogConfig) -> io::Result<Option<i64>> {
+        let Some(indexes) = self.load_indexes(storage, config).await? else { return Ok(None) };
+        let next_offset = indexes.next_offset;
+        self.indexes = Some(indexes);
+        Ok(Some(next_offset))
+    }
+
     /// Scans the whole segment, validating every batch, and rebuilds the indexes in memory.
     /// Returns the indexes and where the valid batches end.
     pub async fn rebuild(&mut self, storage: &S, config: &LogConfig) -> io::Result<(Indexes, ScanEnd)> {

@@ -186,7 +186,14 @@ impl<S: Storage> UnifiedLog<S> {
         let first_base = *segments.keys().next().expect("at least one segment");
         let recovery_point = checkpoint.map(|c| c.recovery_point).unwrap_or(first_base);
         let recover_from = segments.range(..=recovery_point).next_back().map(|(&b, _)| b).unwrap_or(first_base);
-        let log_end_offset = recover_segments(&storage, &config, &mut segments, recover_from).await?;
+        let clean = match checkpoint {
+            Some(c) => clean_shutdown_end(&storage, &config, &mut segments, c.recovery_point).await?,
+            None => None,
+        };
+        let log_end_offset = match clean {
+            Some(end) => end,
+            None => recover_segments(&storage, &config, &mut segments, recover_from).await?,
+        };
         let log_start_offset = log_start_checkpoint.max(first_base).min(log_end_offset);
         let state = LogState {
             segments,
@@ -803,6 +810,24 @@ impl<S: Storage> UnifiedLog<S> {
         assert!(first <= state.log_start_offset, "first segment {first} starts after log_start_offset {}", state.log_start_offset);
         assert!(active <= state.log_end_offset, "active segment {active} starts after log_end_offset {}", state.log_end_offset);
     }
+}
+
+/// The fast path after a clean shutdown (or a crash that lost nothing past the recovery
+/// point): the recovery point lies in the last segment, whose on-disk indexes load and
+/// agree with the log, and nothing follows the recovery point. Reads the index files and
+/// the log after the last index entry, nothing else. `None` sends the caller to recovery.
+async fn clean_shutdown_end<S: Storage>(
+    storage: &S,
+    config: &LogConfig,
+    segments: &mut BTreeMap<i64, LogSegment<S>>,
+    recovery_point: i64,
+) -> io::Result<Option<i64>> {
+    let (&base, segment) = segments.iter_mut().next_back().expect("a log has segments");
+    if base > recovery_point {
+        return Ok(None);
+    }
+    let end = segment.load_trusted_indexes(storage, config).await?;
+    Ok(end.filter(|&end| end == recovery_point))
 }
 
 /// Recovers the segments from `from` on; returns the log end offset.
