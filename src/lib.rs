@@ -7,5 +7,6 @@ pub mod config;
 pub mod error;
 pub mod io;
 pub mod log;
+pub mod protocol;
 pub mod record;
 pub mod tools;
