@@ -91,6 +91,9 @@ pub trait Message: Sized + Default + Clone + fmt::Debug + PartialEq {
     const FLEXIBLE_MIN: i16;
     fn encode(&self, w: &mut BytesMut, version: i16) -> Result<(), EncodeError>;
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError>;
+    /// A value with random fields, every one of them valid in `version`.
+    #[cfg(test)]
+    fn random(rng: &mut crate::io::SimRng, version: i16) -> Self;
 }
 
 pub struct Reader {

@@ -474,6 +474,10 @@ class Gen:
         self.out("    fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {")
         self.out(f"        {name}::decode(r, version)")
         self.out("    }")
+        self.out("    #[cfg(test)]")
+        self.out("    fn random(rng: &mut SimRng, version: i16) -> Self {")
+        self.out(f"        {name}::random(rng, version, 0)")
+        self.out("    }")
         self.out("}")
         return "\n".join(self.lines) + "\n"
 
@@ -527,6 +531,19 @@ def render(spec_dir):
         name = req["name"][: -len("Request")]
         lines.append(f"    ({key}, \"{name}\", {v.lo}, {v.hi}, {flex.lo if not flex.empty() else VERSION_MAX}),")
     lines.append("];")
+    lines.append("")
+    lines.append("/// Calls `$callback!` with the type of every generated message, for tests over all of them.")
+    lines.append("#[cfg(test)]")
+    lines.append("macro_rules! with_all_messages {")
+    lines.append("    ($callback:ident) => {")
+    lines.append("        $callback! {")
+    for _, name in modules:
+        lines.append(f"            {name},")
+    lines.append("        }")
+    lines.append("    };")
+    lines.append("}")
+    lines.append("#[cfg(test)]")
+    lines.append("pub(crate) use with_all_messages;")
     outputs["mod.rs"] = "\n".join(lines) + "\n"
     return outputs
 

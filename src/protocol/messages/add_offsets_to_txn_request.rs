@@ -101,4 +101,8 @@ impl Message for AddOffsetsToTxnRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AddOffsetsToTxnRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AddOffsetsToTxnRequest::random(rng, version, 0)
+    }
 }

@@ -87,4 +87,8 @@ impl Message for AddOffsetsToTxnResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AddOffsetsToTxnResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AddOffsetsToTxnResponse::random(rng, version, 0)
+    }
 }

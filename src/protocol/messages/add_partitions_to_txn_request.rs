@@ -383,4 +383,8 @@ impl Message for AddPartitionsToTxnRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AddPartitionsToTxnRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AddPartitionsToTxnRequest::random(rng, version, 0)
+    }
 }

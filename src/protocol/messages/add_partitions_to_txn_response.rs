@@ -370,4 +370,8 @@ impl Message for AddPartitionsToTxnResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AddPartitionsToTxnResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AddPartitionsToTxnResponse::random(rng, version, 0)
+    }
 }

@@ -328,4 +328,8 @@ impl Message for AlterClientQuotasRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AlterClientQuotasRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AlterClientQuotasRequest::random(rng, version, 0)
+    }
 }

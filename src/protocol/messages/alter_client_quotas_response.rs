@@ -278,4 +278,8 @@ impl Message for AlterClientQuotasResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AlterClientQuotasResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AlterClientQuotasResponse::random(rng, version, 0)
+    }
 }

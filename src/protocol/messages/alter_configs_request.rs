@@ -259,4 +259,8 @@ impl Message for AlterConfigsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AlterConfigsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AlterConfigsRequest::random(rng, version, 0)
+    }
 }

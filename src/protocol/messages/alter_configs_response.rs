@@ -195,4 +195,8 @@ impl Message for AlterConfigsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AlterConfigsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AlterConfigsResponse::random(rng, version, 0)
+    }
 }

@@ -278,4 +278,8 @@ impl Message for AlterPartitionReassignmentsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AlterPartitionReassignmentsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AlterPartitionReassignmentsRequest::random(rng, version, 0)
+    }
 }

@@ -307,4 +307,8 @@ impl Message for AlterPartitionReassignmentsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AlterPartitionReassignmentsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AlterPartitionReassignmentsResponse::random(rng, version, 0)
+    }
 }

@@ -232,4 +232,8 @@ impl Message for AlterReplicaLogDirsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AlterReplicaLogDirsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AlterReplicaLogDirsRequest::random(rng, version, 0)
+    }
 }

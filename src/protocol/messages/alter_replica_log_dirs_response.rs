@@ -233,4 +233,8 @@ impl Message for AlterReplicaLogDirsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AlterReplicaLogDirsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AlterReplicaLogDirsResponse::random(rng, version, 0)
+    }
 }

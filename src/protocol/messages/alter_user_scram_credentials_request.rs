@@ -254,4 +254,8 @@ impl Message for AlterUserScramCredentialsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AlterUserScramCredentialsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AlterUserScramCredentialsRequest::random(rng, version, 0)
+    }
 }

@@ -188,4 +188,8 @@ impl Message for AlterUserScramCredentialsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         AlterUserScramCredentialsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        AlterUserScramCredentialsResponse::random(rng, version, 0)
+    }
 }

@@ -95,4 +95,8 @@ impl Message for ApiVersionsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ApiVersionsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ApiVersionsRequest::random(rng, version, 0)
+    }
 }

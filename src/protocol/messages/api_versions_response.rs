@@ -470,4 +470,8 @@ impl Message for ApiVersionsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ApiVersionsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ApiVersionsResponse::random(rng, version, 0)
+    }
 }

@@ -189,4 +189,8 @@ impl Message for ConsumerProtocolAssignment {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ConsumerProtocolAssignment::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ConsumerProtocolAssignment::random(rng, version, 0)
+    }
 }

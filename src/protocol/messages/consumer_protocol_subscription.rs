@@ -269,4 +269,8 @@ impl Message for ConsumerProtocolSubscription {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ConsumerProtocolSubscription::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ConsumerProtocolSubscription::random(rng, version, 0)
+    }
 }

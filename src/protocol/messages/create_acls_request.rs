@@ -186,4 +186,8 @@ impl Message for CreateAclsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         CreateAclsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        CreateAclsRequest::random(rng, version, 0)
+    }
 }

@@ -179,4 +179,8 @@ impl Message for CreateAclsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         CreateAclsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        CreateAclsResponse::random(rng, version, 0)
+    }
 }

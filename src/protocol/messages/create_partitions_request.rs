@@ -271,4 +271,8 @@ impl Message for CreatePartitionsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         CreatePartitionsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        CreatePartitionsRequest::random(rng, version, 0)
+    }
 }

@@ -188,4 +188,8 @@ impl Message for CreatePartitionsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         CreatePartitionsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        CreatePartitionsResponse::random(rng, version, 0)
+    }
 }

@@ -361,4 +361,8 @@ impl Message for CreateTopicsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         CreateTopicsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        CreateTopicsRequest::random(rng, version, 0)
+    }
 }

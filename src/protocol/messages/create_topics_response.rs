@@ -428,4 +428,8 @@ impl Message for CreateTopicsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         CreateTopicsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        CreateTopicsResponse::random(rng, version, 0)
+    }
 }

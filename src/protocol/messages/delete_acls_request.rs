@@ -249,4 +249,8 @@ impl Message for DeleteAclsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DeleteAclsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DeleteAclsRequest::random(rng, version, 0)
+    }
 }

@@ -331,4 +331,8 @@ impl Message for DeleteAclsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DeleteAclsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DeleteAclsResponse::random(rng, version, 0)
+    }
 }

@@ -90,4 +90,8 @@ impl Message for DeleteGroupsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DeleteGroupsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DeleteGroupsRequest::random(rng, version, 0)
+    }
 }

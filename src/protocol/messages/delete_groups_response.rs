@@ -160,4 +160,8 @@ impl Message for DeleteGroupsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DeleteGroupsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DeleteGroupsResponse::random(rng, version, 0)
+    }
 }

@@ -231,4 +231,8 @@ impl Message for DeleteRecordsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DeleteRecordsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DeleteRecordsRequest::random(rng, version, 0)
+    }
 }

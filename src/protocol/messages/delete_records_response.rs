@@ -240,4 +240,8 @@ impl Message for DeleteRecordsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DeleteRecordsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DeleteRecordsResponse::random(rng, version, 0)
+    }
 }

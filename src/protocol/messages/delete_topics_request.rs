@@ -227,4 +227,8 @@ impl Message for DeleteTopicsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DeleteTopicsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DeleteTopicsRequest::random(rng, version, 0)
+    }
 }

@@ -224,4 +224,8 @@ impl Message for DeleteTopicsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DeleteTopicsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DeleteTopicsResponse::random(rng, version, 0)
+    }
 }

@@ -185,4 +185,8 @@ impl Message for DescribeAclsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeAclsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeAclsRequest::random(rng, version, 0)
+    }
 }

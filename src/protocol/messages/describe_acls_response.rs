@@ -294,4 +294,8 @@ impl Message for DescribeAclsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeAclsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeAclsResponse::random(rng, version, 0)
+    }
 }

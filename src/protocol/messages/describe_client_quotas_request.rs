@@ -186,4 +186,8 @@ impl Message for DescribeClientQuotasRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeClientQuotasRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeClientQuotasRequest::random(rng, version, 0)
+    }
 }

@@ -379,4 +379,8 @@ impl Message for DescribeClientQuotasResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeClientQuotasResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeClientQuotasResponse::random(rng, version, 0)
+    }
 }

@@ -112,4 +112,8 @@ impl Message for DescribeClusterRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeClusterRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeClusterRequest::random(rng, version, 0)
+    }
 }

@@ -283,4 +283,8 @@ impl Message for DescribeClusterResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeClusterResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeClusterResponse::random(rng, version, 0)
+    }
 }

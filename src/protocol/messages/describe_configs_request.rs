@@ -216,4 +216,8 @@ impl Message for DescribeConfigsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeConfigsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeConfigsRequest::random(rng, version, 0)
+    }
 }

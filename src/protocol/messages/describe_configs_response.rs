@@ -470,4 +470,8 @@ impl Message for DescribeConfigsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeConfigsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeConfigsResponse::random(rng, version, 0)
+    }
 }

@@ -104,4 +104,8 @@ impl Message for DescribeGroupsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeGroupsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeGroupsRequest::random(rng, version, 0)
+    }
 }

@@ -369,4 +369,8 @@ impl Message for DescribeGroupsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeGroupsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeGroupsResponse::random(rng, version, 0)
+    }
 }

@@ -184,4 +184,8 @@ impl Message for DescribeLogDirsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeLogDirsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeLogDirsRequest::random(rng, version, 0)
+    }
 }

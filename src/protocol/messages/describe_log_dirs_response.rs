@@ -369,4 +369,8 @@ impl Message for DescribeLogDirsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeLogDirsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeLogDirsResponse::random(rng, version, 0)
+    }
 }

@@ -159,4 +159,8 @@ impl Message for DescribeProducersRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeProducersRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeProducersRequest::random(rng, version, 0)
+    }
 }

@@ -367,4 +367,8 @@ impl Message for DescribeProducersResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeProducersResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeProducersResponse::random(rng, version, 0)
+    }
 }

@@ -215,4 +215,8 @@ impl Message for DescribeQuorumRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeQuorumRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeQuorumRequest::random(rng, version, 0)
+    }
 }

@@ -655,4 +655,8 @@ impl Message for DescribeQuorumResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeQuorumResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeQuorumResponse::random(rng, version, 0)
+    }
 }

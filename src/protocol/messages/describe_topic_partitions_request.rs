@@ -243,4 +243,8 @@ impl Message for DescribeTopicPartitionsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeTopicPartitionsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeTopicPartitionsRequest::random(rng, version, 0)
+    }
 }

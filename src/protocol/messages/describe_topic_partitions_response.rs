@@ -509,4 +509,8 @@ impl Message for DescribeTopicPartitionsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeTopicPartitionsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeTopicPartitionsResponse::random(rng, version, 0)
+    }
 }

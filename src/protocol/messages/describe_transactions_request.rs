@@ -90,4 +90,8 @@ impl Message for DescribeTransactionsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeTransactionsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeTransactionsRequest::random(rng, version, 0)
+    }
 }

@@ -281,4 +281,8 @@ impl Message for DescribeTransactionsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeTransactionsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeTransactionsResponse::random(rng, version, 0)
+    }
 }

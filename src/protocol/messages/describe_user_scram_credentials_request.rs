@@ -167,4 +167,8 @@ impl Message for DescribeUserScramCredentialsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeUserScramCredentialsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeUserScramCredentialsRequest::random(rng, version, 0)
+    }
 }

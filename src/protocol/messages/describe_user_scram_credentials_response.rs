@@ -303,4 +303,8 @@ impl Message for DescribeUserScramCredentialsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         DescribeUserScramCredentialsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        DescribeUserScramCredentialsResponse::random(rng, version, 0)
+    }
 }

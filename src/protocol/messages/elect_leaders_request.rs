@@ -207,4 +207,8 @@ impl Message for ElectLeadersRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ElectLeadersRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ElectLeadersRequest::random(rng, version, 0)
+    }
 }

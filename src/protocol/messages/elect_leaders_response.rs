@@ -277,4 +277,8 @@ impl Message for ElectLeadersResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ElectLeadersResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ElectLeadersResponse::random(rng, version, 0)
+    }
 }

@@ -101,4 +101,8 @@ impl Message for EndTxnRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         EndTxnRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        EndTxnRequest::random(rng, version, 0)
+    }
 }

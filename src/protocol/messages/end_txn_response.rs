@@ -109,4 +109,8 @@ impl Message for EndTxnResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         EndTxnResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        EndTxnResponse::random(rng, version, 0)
+    }
 }

@@ -662,4 +662,8 @@ impl Message for FetchRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         FetchRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        FetchRequest::random(rng, version, 0)
+    }
 }

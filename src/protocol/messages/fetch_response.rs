@@ -893,4 +893,8 @@ impl Message for FetchResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         FetchResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        FetchResponse::random(rng, version, 0)
+    }
 }

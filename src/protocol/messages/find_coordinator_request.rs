@@ -131,4 +131,8 @@ impl Message for FindCoordinatorRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         FindCoordinatorRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        FindCoordinatorRequest::random(rng, version, 0)
+    }
 }

@@ -365,4 +365,8 @@ impl Message for FindCoordinatorResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         FindCoordinatorResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        FindCoordinatorResponse::random(rng, version, 0)
+    }
 }

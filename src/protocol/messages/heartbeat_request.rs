@@ -131,4 +131,8 @@ impl Message for HeartbeatRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         HeartbeatRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        HeartbeatRequest::random(rng, version, 0)
+    }
 }

@@ -91,4 +91,8 @@ impl Message for HeartbeatResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         HeartbeatResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        HeartbeatResponse::random(rng, version, 0)
+    }
 }

@@ -266,4 +266,8 @@ impl Message for IncrementalAlterConfigsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         IncrementalAlterConfigsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        IncrementalAlterConfigsRequest::random(rng, version, 0)
+    }
 }

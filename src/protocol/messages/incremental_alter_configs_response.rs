@@ -195,4 +195,8 @@ impl Message for IncrementalAlterConfigsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         IncrementalAlterConfigsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        IncrementalAlterConfigsResponse::random(rng, version, 0)
+    }
 }

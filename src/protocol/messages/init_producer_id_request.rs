@@ -172,4 +172,8 @@ impl Message for InitProducerIdRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         InitProducerIdRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        InitProducerIdRequest::random(rng, version, 0)
+    }
 }

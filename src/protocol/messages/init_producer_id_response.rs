@@ -133,4 +133,8 @@ impl Message for InitProducerIdResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         InitProducerIdResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        InitProducerIdResponse::random(rng, version, 0)
+    }
 }

@@ -261,4 +261,8 @@ impl Message for JoinGroupRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         JoinGroupRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        JoinGroupRequest::random(rng, version, 0)
+    }
 }

@@ -300,4 +300,8 @@ impl Message for JoinGroupResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         JoinGroupResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        JoinGroupResponse::random(rng, version, 0)
+    }
 }

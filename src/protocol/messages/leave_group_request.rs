@@ -254,4 +254,8 @@ impl Message for LeaveGroupRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         LeaveGroupRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        LeaveGroupRequest::random(rng, version, 0)
+    }
 }

@@ -233,4 +233,8 @@ impl Message for LeaveGroupResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         LeaveGroupResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        LeaveGroupResponse::random(rng, version, 0)
+    }
 }

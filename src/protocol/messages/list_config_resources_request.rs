@@ -97,4 +97,8 @@ impl Message for ListConfigResourcesRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ListConfigResourcesRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ListConfigResourcesRequest::random(rng, version, 0)
+    }
 }

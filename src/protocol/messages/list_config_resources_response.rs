@@ -171,4 +171,8 @@ impl Message for ListConfigResourcesResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ListConfigResourcesResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ListConfigResourcesResponse::random(rng, version, 0)
+    }
 }

@@ -125,4 +125,8 @@ impl Message for ListGroupsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ListGroupsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ListGroupsRequest::random(rng, version, 0)
+    }
 }

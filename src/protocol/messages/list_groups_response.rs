@@ -191,4 +191,8 @@ impl Message for ListGroupsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ListGroupsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ListGroupsResponse::random(rng, version, 0)
+    }
 }

@@ -271,4 +271,8 @@ impl Message for ListOffsetsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ListOffsetsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ListOffsetsRequest::random(rng, version, 0)
+    }
 }

@@ -269,4 +269,8 @@ impl Message for ListOffsetsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ListOffsetsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ListOffsetsResponse::random(rng, version, 0)
+    }
 }

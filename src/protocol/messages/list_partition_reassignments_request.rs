@@ -193,4 +193,8 @@ impl Message for ListPartitionReassignmentsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ListPartitionReassignmentsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ListPartitionReassignmentsRequest::random(rng, version, 0)
+    }
 }

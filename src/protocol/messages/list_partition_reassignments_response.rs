@@ -306,4 +306,8 @@ impl Message for ListPartitionReassignmentsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ListPartitionReassignmentsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ListPartitionReassignmentsResponse::random(rng, version, 0)
+    }
 }

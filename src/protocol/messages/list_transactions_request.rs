@@ -158,4 +158,8 @@ impl Message for ListTransactionsRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ListTransactionsRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ListTransactionsRequest::random(rng, version, 0)
+    }
 }

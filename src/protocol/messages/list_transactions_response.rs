@@ -191,4 +191,8 @@ impl Message for ListTransactionsResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ListTransactionsResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ListTransactionsResponse::random(rng, version, 0)
+    }
 }

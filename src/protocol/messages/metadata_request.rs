@@ -247,4 +247,8 @@ impl Message for MetadataRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         MetadataRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        MetadataRequest::random(rng, version, 0)
+    }
 }

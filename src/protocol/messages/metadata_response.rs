@@ -559,4 +559,8 @@ impl Message for MetadataResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         MetadataResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        MetadataResponse::random(rng, version, 0)
+    }
 }

@@ -351,4 +351,8 @@ impl Message for OffsetCommitRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         OffsetCommitRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        OffsetCommitRequest::random(rng, version, 0)
+    }
 }

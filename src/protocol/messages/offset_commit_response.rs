@@ -252,4 +252,8 @@ impl Message for OffsetCommitResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         OffsetCommitResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        OffsetCommitResponse::random(rng, version, 0)
+    }
 }

@@ -226,4 +226,8 @@ impl Message for OffsetDeleteRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         OffsetDeleteRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        OffsetDeleteRequest::random(rng, version, 0)
+    }
 }

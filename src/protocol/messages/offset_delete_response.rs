@@ -240,4 +240,8 @@ impl Message for OffsetDeleteResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         OffsetDeleteResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        OffsetDeleteResponse::random(rng, version, 0)
+    }
 }

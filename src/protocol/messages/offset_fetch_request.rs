@@ -521,4 +521,8 @@ impl Message for OffsetFetchRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         OffsetFetchRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        OffsetFetchRequest::random(rng, version, 0)
+    }
 }

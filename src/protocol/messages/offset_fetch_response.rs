@@ -732,4 +732,8 @@ impl Message for OffsetFetchResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         OffsetFetchResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        OffsetFetchResponse::random(rng, version, 0)
+    }
 }

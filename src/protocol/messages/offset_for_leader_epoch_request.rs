@@ -242,4 +242,8 @@ impl Message for OffsetForLeaderEpochRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         OffsetForLeaderEpochRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        OffsetForLeaderEpochRequest::random(rng, version, 0)
+    }
 }

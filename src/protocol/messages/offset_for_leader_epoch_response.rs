@@ -245,4 +245,8 @@ impl Message for OffsetForLeaderEpochResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         OffsetForLeaderEpochResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        OffsetForLeaderEpochResponse::random(rng, version, 0)
+    }
 }

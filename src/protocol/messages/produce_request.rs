@@ -302,4 +302,8 @@ impl Message for ProduceRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ProduceRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ProduceRequest::random(rng, version, 0)
+    }
 }

@@ -692,4 +692,8 @@ impl Message for ProduceResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ProduceResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ProduceResponse::random(rng, version, 0)
+    }
 }

@@ -122,4 +122,8 @@ impl Message for RequestHeader {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         RequestHeader::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        RequestHeader::random(rng, version, 0)
+    }
 }

@@ -80,4 +80,8 @@ impl Message for ResponseHeader {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         ResponseHeader::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        ResponseHeader::random(rng, version, 0)
+    }
 }

@@ -80,4 +80,8 @@ impl Message for SaslAuthenticateRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         SaslAuthenticateRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        SaslAuthenticateRequest::random(rng, version, 0)
+    }
 }

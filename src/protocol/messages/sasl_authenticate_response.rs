@@ -126,4 +126,8 @@ impl Message for SaslAuthenticateResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         SaslAuthenticateResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        SaslAuthenticateResponse::random(rng, version, 0)
+    }
 }

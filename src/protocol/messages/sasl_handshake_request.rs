@@ -80,4 +80,8 @@ impl Message for SaslHandshakeRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         SaslHandshakeRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        SaslHandshakeRequest::random(rng, version, 0)
+    }
 }

@@ -99,4 +99,8 @@ impl Message for SaslHandshakeResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         SaslHandshakeResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        SaslHandshakeResponse::random(rng, version, 0)
+    }
 }

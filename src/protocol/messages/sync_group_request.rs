@@ -275,4 +275,8 @@ impl Message for SyncGroupRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         SyncGroupRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        SyncGroupRequest::random(rng, version, 0)
+    }
 }

@@ -162,4 +162,8 @@ impl Message for SyncGroupResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         SyncGroupResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        SyncGroupResponse::random(rng, version, 0)
+    }
 }

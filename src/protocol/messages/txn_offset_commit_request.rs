@@ -362,4 +362,8 @@ impl Message for TxnOffsetCommitRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         TxnOffsetCommitRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        TxnOffsetCommitRequest::random(rng, version, 0)
+    }
 }

@@ -233,4 +233,8 @@ impl Message for TxnOffsetCommitResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         TxnOffsetCommitResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        TxnOffsetCommitResponse::random(rng, version, 0)
+    }
 }

@@ -208,4 +208,8 @@ impl Message for UpdateFeaturesRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         UpdateFeaturesRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        UpdateFeaturesRequest::random(rng, version, 0)
+    }
 }

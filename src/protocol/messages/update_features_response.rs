@@ -227,4 +227,8 @@ impl Message for UpdateFeaturesResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         UpdateFeaturesResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        UpdateFeaturesResponse::random(rng, version, 0)
+    }
 }

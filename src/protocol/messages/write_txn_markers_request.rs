@@ -264,4 +264,8 @@ impl Message for WriteTxnMarkersRequest {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         WriteTxnMarkersRequest::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        WriteTxnMarkersRequest::random(rng, version, 0)
+    }
 }

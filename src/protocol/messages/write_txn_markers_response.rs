@@ -299,4 +299,8 @@ impl Message for WriteTxnMarkersResponse {
     fn decode(r: &mut Reader, version: i16) -> Result<Self, DecodeError> {
         WriteTxnMarkersResponse::decode(r, version)
     }
+    #[cfg(test)]
+    fn random(rng: &mut SimRng, version: i16) -> Self {
+        WriteTxnMarkersResponse::random(rng, version, 0)
+    }
 }
