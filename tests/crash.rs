@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use common::{read_all, run, seeds_from_env, Entry};
 use klamm::config::LogConfig;
+use klamm::error::ErrorCode;
 use klamm::io::{CrashKind, DiskFaults, SimRng, SimStorage};
 use klamm::log::{LogDirFailureChannel, UnifiedLog};
 use klamm::record::{AppendOrigin, Compression, RecordBatchBuilder};
@@ -59,7 +60,12 @@ impl Scenario {
             segment_files_open_max: 1 + rng.below(4) as usize,
             ..LogConfig::default()
         };
+        // A third of the seeds also fail writes and syncs (fsyncgate): the log must go
+        // offline and never acknowledge what a failed sync dropped.
+        let eio = if rng.chance(0.33) { rng.below(5) as f64 / 100.0 } else { 0.0 };
         let faults = DiskFaults {
+            write_eio_probability: eio,
+            sync_eio_probability: eio,
             torn_write_probability: if rng.chance(0.7) { 1.0 } else { rng.below(100) as f64 / 100.0 },
             writeback_probability: rng.below(60) as f64 / 100.0,
             sector_bytes: [64, 512, 4096][rng.below(3) as usize],
@@ -96,10 +102,11 @@ struct History {
 
 async fn check_seed(s: &Scenario) -> Result<(), String> {
     let dir = Path::new("topic-0");
-    let disk = SimStorage::new(s.seed, s.faults.clone());
+    let disk = SimStorage::new(s.seed, DiskFaults::none());
     let log = Arc::new(
         UnifiedLog::open(disk.clone(), dir, s.config.clone(), LogDirFailureChannel::new(), 0).await.map_err(|e| e.to_string())?,
     );
+    disk.set_faults(s.faults.clone());
     let history = Arc::new(Mutex::new(History::default()));
     let mut tasks = Vec::new();
     for appender in 0..s.appenders {
@@ -115,7 +122,11 @@ async fn check_seed(s: &Scenario) -> Result<(), String> {
                     values.push(v);
                 }
                 history.lock().unwrap().attempted.extend(values.iter().cloned());
-                let info = log.append_as_leader(builder.build(), 1, AppendOrigin::Client, 0).await.expect("no faults fail appends here");
+                let info = match log.append_as_leader(builder.build(), 1, AppendOrigin::Client, 0).await {
+                    Ok(info) => info,
+                    Err(e) if e.code == ErrorCode::KafkaStorageError => return,
+                    Err(e) => panic!("append failed with {e}"),
+                };
                 let mut h = history.lock().unwrap();
                 for (i, v) in values.into_iter().enumerate() {
                     h.acked.insert(info.first_offset + i as i64, v);
@@ -128,8 +139,9 @@ async fn check_seed(s: &Scenario) -> Result<(), String> {
     }
     // What the log held just before the crash, read with slow operations off so that the
     // appenders cannot run in the middle of the read.
-    disk.set_faults(DiskFaults { slow_probability: 0.0, ..s.faults.clone() });
-    let before: Vec<Entry> = read_all(&log).await?;
+    disk.set_faults(DiskFaults { slow_probability: 0.0, read_eio_probability: 0.0, write_eio_probability: 0.0, sync_eio_probability: 0.0, ..s.faults.clone() });
+    // An offline log answers nothing; its on-disk state is still checked after the crash.
+    let before: Vec<Entry> = read_all(&log).await.unwrap_or_default();
     let flushed = log.flushed_offset();
     let (acked, attempted) = {
         let h = history.lock().unwrap();

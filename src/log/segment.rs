@@ -218,16 +218,29 @@ impl<S: Storage> LogSegment<S> {
 
     /// Recovery: scans the whole segment, truncates it at the first invalid batch and
     /// installs the rebuilt indexes. Returns whether it truncated.
+    ///
+    /// The kept bytes are written again before the caller syncs them: after a failed fsync
+    /// Linux marks the unwritten pages clean, so data that a read finds in the page cache
+    /// may never reach the disk unless it is rewritten. Recovering twice must give the same
+    /// log, even across a power loss in between.
     pub async fn recover(&mut self, storage: &S, config: &LogConfig) -> io::Result<bool> {
         let (indexes, end) = self.rebuild(storage, config).await?;
+        let file = self.file(storage).await?;
         let truncated = match end {
             ScanEnd::Clean => false,
             ScanEnd::Invalid { position } => {
-                self.file(storage).await?.truncate(position).await?;
+                file.truncate(position).await?;
                 self.size = position;
                 true
             }
         };
+        let mut position = 0;
+        while position < self.size {
+            let chunk = file.read_at(position, SCAN_CHUNK_BYTES.min((self.size - position) as usize)).await?;
+            let n = chunk.len() as u64;
+            file.write_at(position, chunk).await?;
+            position += n;
+        }
         self.indexes = Some(indexes);
         Ok(truncated)
     }
