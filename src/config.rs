@@ -70,16 +70,25 @@ impl LogConfig {
     /// Checks the relations between values; the error names the Kafka key.
     pub fn validate(&self) -> Result<(), String> {
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
-            return Err(format!("segment.bytes must be in {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}, not {}", self.segment_bytes));
+            return Err(format!(
+                "segment.bytes must be in {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}, not {}",
+                self.segment_bytes
+            ));
         }
         if self.segment_ms < 1 {
             return Err(format!("segment.ms must be positive, not {}", self.segment_ms));
         }
         if self.segment_index_bytes < 4 * OFFSET_INDEX_ENTRY_BYTES {
-            return Err(format!("segment.index.bytes must be at least 32, not {}", self.segment_index_bytes));
+            return Err(format!(
+                "segment.index.bytes must be at least 32, not {}",
+                self.segment_index_bytes
+            ));
         }
         if self.index_interval_bytes < 1 {
-            return Err(format!("index.interval.bytes must be positive, not {}", self.index_interval_bytes));
+            return Err(format!(
+                "index.interval.bytes must be positive, not {}",
+                self.index_interval_bytes
+            ));
         }
         if self.retention_ms < -1 {
             return Err(format!("retention.ms must be -1 or more, not {}", self.retention_ms));
@@ -91,7 +100,11 @@ impl LogConfig {
             return Err(format!("flush.ms must be 0 or more, not {}", self.flush_ms));
         }
         if self.max_message_bytes < 61 || self.max_message_bytes > i32::MAX as u64 {
-            return Err(format!("max.message.bytes must be in 61..={}, not {}", i32::MAX, self.max_message_bytes));
+            return Err(format!(
+                "max.message.bytes must be in 61..={}, not {}",
+                i32::MAX,
+                self.max_message_bytes
+            ));
         }
         if self.segment_files_open_max < 1 {
             return Err("segment_files_open_max must be positive".into());

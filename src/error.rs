@@ -54,7 +54,10 @@ pub struct KafkaError {
 
 impl KafkaError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> KafkaError {
-        KafkaError { code, message: message.into() }
+        KafkaError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -83,9 +86,17 @@ mod tests {
             (ErrorCode::InvalidTimestamp, 32, "INVALID_TIMESTAMP"),
             (ErrorCode::UnsupportedVersion, 35, "UNSUPPORTED_VERSION"),
             (ErrorCode::InvalidRequest, 42, "INVALID_REQUEST"),
-            (ErrorCode::UnsupportedForMessageFormat, 43, "UNSUPPORTED_FOR_MESSAGE_FORMAT"),
+            (
+                ErrorCode::UnsupportedForMessageFormat,
+                43,
+                "UNSUPPORTED_FOR_MESSAGE_FORMAT",
+            ),
             (ErrorCode::KafkaStorageError, 56, "KAFKA_STORAGE_ERROR"),
-            (ErrorCode::UnsupportedCompressionType, 76, "UNSUPPORTED_COMPRESSION_TYPE"),
+            (
+                ErrorCode::UnsupportedCompressionType,
+                76,
+                "UNSUPPORTED_COMPRESSION_TYPE",
+            ),
             (ErrorCode::InvalidRecord, 87, "INVALID_RECORD"),
         ];
         for (code, value, name) in cases {

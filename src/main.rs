@@ -47,7 +47,9 @@ fn dump_log(args: &[String]) -> ExitCode {
     if files.is_empty() {
         return usage_error("--files is required");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a current-thread runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime");
     let storage = RealStorage::new(".");
     let mut status = ExitCode::SUCCESS;
     for file in files {

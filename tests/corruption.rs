@@ -27,7 +27,9 @@ async fn check_seed(seed: u64) -> Result<(usize, usize), String> {
         ..LogConfig::default()
     };
     let disk = SimStorage::new(seed, DiskFaults::none());
-    let log = UnifiedLog::open(disk.clone(), dir, config.clone(), LogDirFailureChannel::new(), 0).await.map_err(|e| e.to_string())?;
+    let log = UnifiedLog::open(disk.clone(), dir, config.clone(), LogDirFailureChannel::new(), 0)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut written = BTreeMap::new();
     let codec = Compression::ALL[rng.below(5) as usize];
     for b in 0..(5 + rng.below(40)) {
@@ -39,7 +41,10 @@ async fn check_seed(seed: u64) -> Result<(usize, usize), String> {
             builder.append(b as i64, None, Some(v.as_bytes()), &[]);
             values.push(v);
         }
-        let info = log.append_as_leader(builder.build(), 0, AppendOrigin::Client, 0).await.map_err(|e| e.to_string())?;
+        let info = log
+            .append_as_leader(builder.build(), 0, AppendOrigin::Client, 0)
+            .await
+            .map_err(|e| e.to_string())?;
         for (i, v) in values.into_iter().enumerate() {
             written.insert(info.first_offset + i as i64, v);
         }
@@ -48,21 +53,32 @@ async fn check_seed(seed: u64) -> Result<(usize, usize), String> {
     log.close(0).await.map_err(|e| e.to_string())?;
     drop(log);
 
-    let files: Vec<PathBuf> = disk.list(dir).await.map_err(|e| e.to_string())?.into_iter().map(|n| dir.join(n)).collect();
+    let files: Vec<PathBuf> = disk
+        .list(dir)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|n| dir.join(n))
+        .collect();
     for _ in 0..1 + rng.below(4) {
         let path = &files[rng.below(files.len() as u64) as usize];
         let len = disk.file_len(path).unwrap_or(0);
         if len > 0 {
-            disk.flip_bit(path, rng.below(len), rng.below(8) as u8).map_err(|e| e.to_string())?;
+            disk.flip_bit(path, rng.below(len), rng.below(8) as u8)
+                .map_err(|e| e.to_string())?;
         }
     }
 
-    let log = UnifiedLog::open(disk.clone(), dir, config, LogDirFailureChannel::new(), 0).await.map_err(|e| format!("reopen: {e}"))?;
+    let log = UnifiedLog::open(disk.clone(), dir, config, LogDirFailureChannel::new(), 0)
+        .await
+        .map_err(|e| format!("reopen: {e}"))?;
     let recovered_end = log.log_end_offset().await;
     if recovered_end > end {
         return Err(format!("the log grew from {end} to {recovered_end}"));
     }
-    let limits = ValidationLimits { decompressed_bytes_max: 1 << 24 };
+    let limits = ValidationLimits {
+        decompressed_bytes_max: 1 << 24,
+    };
     let mut scratch = Vec::new();
     let (mut served, mut detected) = (0, 0);
     for offset in log.log_start_offset().await..recovered_end {
@@ -71,11 +87,19 @@ async fn check_seed(seed: u64) -> Result<(usize, usize), String> {
                 for (_, header, bytes) in BatchFrames::new(&info.records) {
                     record::for_each_record(bytes, &limits, &mut scratch, |o, r| {
                         let value = String::from_utf8_lossy(r.value.unwrap_or_default()).into_owned();
-                        assert_eq!(written.get(&o), Some(&value), "offset {o} served a record that was not written there");
+                        assert_eq!(
+                            written.get(&o),
+                            Some(&value),
+                            "offset {o} served a record that was not written there"
+                        );
                     })
                     .map_err(|e| format!("a served batch at {} does not validate: {e}", header.base_offset))?;
                     if header.base_offset > offset || header.last_offset() < offset {
-                        return Err(format!("read at {offset} served batch {}..={}", header.base_offset, header.last_offset()));
+                        return Err(format!(
+                            "read at {offset} served batch {}..={}",
+                            header.base_offset,
+                            header.last_offset()
+                        ));
                     }
                 }
                 served += 1;
@@ -106,5 +130,8 @@ fn flipped_bits_are_detected_never_served() {
         }
     }
     println!("{count} seeds: {served} reads served intact records, {detected} reported CORRUPT_MESSAGE");
-    assert!(count < 50 || detected > 0, "bit flips in batches must be reported somewhere");
+    assert!(
+        count < 50 || detected > 0,
+        "bit flips in batches must be reported somewhere"
+    );
 }

@@ -46,7 +46,11 @@ impl Scenario {
     /// Swarm testing: each seed draws its own configuration and faults.
     fn draw(seed: u64) -> Scenario {
         let mut rng = SimRng::new(seed ^ 0x6b6c_616d_6d00);
-        let crash = if rng.chance(0.5) { CrashKind::Machine } else { CrashKind::Process };
+        let crash = if rng.chance(0.5) {
+            CrashKind::Machine
+        } else {
+            CrashKind::Process
+        };
         let flush_messages = match rng.below(3) {
             0 => 1,
             1 => 1 + rng.below(8) as i64,
@@ -62,14 +66,26 @@ impl Scenario {
         };
         // A third of the seeds also fail writes and syncs (fsyncgate): the log must go
         // offline and never acknowledge what a failed sync dropped.
-        let eio = if rng.chance(0.33) { rng.below(5) as f64 / 100.0 } else { 0.0 };
+        let eio = if rng.chance(0.33) {
+            rng.below(5) as f64 / 100.0
+        } else {
+            0.0
+        };
         let faults = DiskFaults {
             write_eio_probability: eio,
             sync_eio_probability: eio,
-            torn_write_probability: if rng.chance(0.7) { 1.0 } else { rng.below(100) as f64 / 100.0 },
+            torn_write_probability: if rng.chance(0.7) {
+                1.0
+            } else {
+                rng.below(100) as f64 / 100.0
+            },
             writeback_probability: rng.below(60) as f64 / 100.0,
             sector_bytes: [64, 512, 4096][rng.below(3) as usize],
-            slow_probability: if rng.chance(0.5) { rng.below(50) as f64 / 100.0 } else { 0.0 },
+            slow_probability: if rng.chance(0.5) {
+                rng.below(50) as f64 / 100.0
+            } else {
+                0.0
+            },
             slow_latency: Duration::from_micros(100 + rng.below(5000)),
             ..DiskFaults::none()
         };
@@ -104,7 +120,9 @@ async fn check_seed(s: &Scenario) -> Result<(), String> {
     let dir = Path::new("topic-0");
     let disk = SimStorage::new(s.seed, DiskFaults::none());
     let log = Arc::new(
-        UnifiedLog::open(disk.clone(), dir, s.config.clone(), LogDirFailureChannel::new(), 0).await.map_err(|e| e.to_string())?,
+        UnifiedLog::open(disk.clone(), dir, s.config.clone(), LogDirFailureChannel::new(), 0)
+            .await
+            .map_err(|e| e.to_string())?,
     );
     disk.set_faults(s.faults.clone());
     let history = Arc::new(Mutex::new(History::default()));
@@ -118,7 +136,12 @@ async fn check_seed(s: &Scenario) -> Result<(), String> {
                 let mut values = Vec::new();
                 for r in 0..records {
                     let v = value(appender, batch, r);
-                    builder.append((batch * 10 + r) as i64, None, Some(v.as_bytes()), &[("k", Some(b"x")), ("k", None)]);
+                    builder.append(
+                        (batch * 10 + r) as i64,
+                        None,
+                        Some(v.as_bytes()),
+                        &[("k", Some(b"x")), ("k", None)],
+                    );
                     values.push(v);
                 }
                 history.lock().unwrap().attempted.extend(values.iter().cloned());
@@ -139,7 +162,13 @@ async fn check_seed(s: &Scenario) -> Result<(), String> {
     }
     // What the log held just before the crash, read with slow operations off so that the
     // appenders cannot run in the middle of the read.
-    disk.set_faults(DiskFaults { slow_probability: 0.0, read_eio_probability: 0.0, write_eio_probability: 0.0, sync_eio_probability: 0.0, ..s.faults.clone() });
+    disk.set_faults(DiskFaults {
+        slow_probability: 0.0,
+        read_eio_probability: 0.0,
+        write_eio_probability: 0.0,
+        sync_eio_probability: 0.0,
+        ..s.faults.clone()
+    });
     // An offline log answers nothing; its on-disk state is still checked after the crash.
     let before: Vec<Entry> = read_all(&log).await.unwrap_or_default();
     let flushed = log.flushed_offset();
@@ -157,7 +186,9 @@ async fn check_seed(s: &Scenario) -> Result<(), String> {
     }
 
     disk.set_faults(DiskFaults::none());
-    let log = UnifiedLog::open(disk.clone(), dir, s.config.clone(), LogDirFailureChannel::new(), 0).await.map_err(|e| format!("reopen: {e}"))?;
+    let log = UnifiedLog::open(disk.clone(), dir, s.config.clone(), LogDirFailureChannel::new(), 0)
+        .await
+        .map_err(|e| format!("reopen: {e}"))?;
     let after = read_all(&log).await?;
     check_prefix(&before, &after, &acked, &attempted)?;
     let must_survive: Vec<(&i64, &String)> = match s.crash {
@@ -168,7 +199,9 @@ async fn check_seed(s: &Scenario) -> Result<(), String> {
     let by_offset: HashMap<i64, &String> = after.iter().map(|e| (e.offset, &e.value)).collect();
     for (offset, v) in must_survive {
         if by_offset.get(offset) != Some(&v) {
-            return Err(format!("lost-write: {v} acknowledged at offset {offset} (flushed offset {flushed}) is missing"));
+            return Err(format!(
+                "lost-write: {v} acknowledged at offset {offset} (flushed offset {flushed}) is missing"
+            ));
         }
     }
     check_indexes(&log, &after).await?;
@@ -176,10 +209,16 @@ async fn check_seed(s: &Scenario) -> Result<(), String> {
     drop(log);
     for kind in [CrashKind::Process, CrashKind::Machine] {
         disk.crash(kind);
-        let again = UnifiedLog::open(disk.clone(), dir, s.config.clone(), LogDirFailureChannel::new(), 0).await.map_err(|e| format!("reopen: {e}"))?;
+        let again = UnifiedLog::open(disk.clone(), dir, s.config.clone(), LogDirFailureChannel::new(), 0)
+            .await
+            .map_err(|e| format!("reopen: {e}"))?;
         let records = read_all(&again).await?;
         if records != after {
-            return Err(format!("recovering again after a {kind:?} crash changed the log: {} records, then {}", after.len(), records.len()));
+            return Err(format!(
+                "recovering again after a {kind:?} crash changed the log: {} records, then {}",
+                after.len(),
+                records.len()
+            ));
         }
     }
     Ok(())
@@ -187,7 +226,12 @@ async fn check_seed(s: &Scenario) -> Result<(), String> {
 
 /// The recovered log is a prefix of the log before the crash, and every record in it was
 /// appended once, at the offset it was acknowledged at.
-fn check_prefix(before: &[Entry], after: &[Entry], acked: &BTreeMap<i64, String>, attempted: &HashSet<String>) -> Result<(), String> {
+fn check_prefix(
+    before: &[Entry],
+    after: &[Entry],
+    acked: &BTreeMap<i64, String>,
+    attempted: &HashSet<String>,
+) -> Result<(), String> {
     let mut seen = HashSet::new();
     for (i, entry) in after.iter().enumerate() {
         if entry.offset != i as i64 {
@@ -195,16 +239,25 @@ fn check_prefix(before: &[Entry], after: &[Entry], acked: &BTreeMap<i64, String>
         }
         if let Some(b) = before.get(i) {
             if b != entry {
-                return Err(format!("inconsistent-offsets: offset {} held {:?} before the crash and {:?} after", entry.offset, b, entry));
+                return Err(format!(
+                    "inconsistent-offsets: offset {} held {:?} before the crash and {:?} after",
+                    entry.offset, b, entry
+                ));
             }
         }
         if let Some(v) = acked.get(&entry.offset) {
             if *v != entry.value {
-                return Err(format!("inconsistent-offsets: {v} acknowledged at {}, found {}", entry.offset, entry.value));
+                return Err(format!(
+                    "inconsistent-offsets: {v} acknowledged at {}, found {}",
+                    entry.offset, entry.value
+                ));
             }
         }
         if !attempted.contains(&entry.value) {
-            return Err(format!("offset {} holds {}, which nobody appended", entry.offset, entry.value));
+            return Err(format!(
+                "offset {} holds {}, which nobody appended",
+                entry.offset, entry.value
+            ));
         }
         if !seen.insert(entry.value.clone()) {
             return Err(format!("duplicate: {} appears twice", entry.value));
@@ -217,17 +270,33 @@ fn check_prefix(before: &[Entry], after: &[Entry], acked: &BTreeMap<i64, String>
 /// scan of the records.
 async fn check_indexes(log: &UnifiedLog<SimStorage>, records: &[Entry]) -> Result<(), String> {
     for entry in records {
-        let info = log.read(entry.offset, 1, None, true).await.map_err(|e| format!("read at {}: {e}", entry.offset))?;
-        let first = info.batches.first().ok_or(format!("read at {} found nothing", entry.offset))?;
+        let info = log
+            .read(entry.offset, 1, None, true)
+            .await
+            .map_err(|e| format!("read at {}: {e}", entry.offset))?;
+        let first = info
+            .batches
+            .first()
+            .ok_or(format!("read at {} found nothing", entry.offset))?;
         if first.base_offset > entry.offset || first.last_offset() < entry.offset {
-            return Err(format!("read at {} returned batch {}..={}", entry.offset, first.base_offset, first.last_offset()));
+            return Err(format!(
+                "read at {} returned batch {}..={}",
+                entry.offset,
+                first.base_offset,
+                first.last_offset()
+            ));
         }
     }
     for target in [0, 5, 10, 41, 100, 250, 1000] {
-        let want = records.iter().find(|e| e.timestamp >= target).map(|e| (e.offset, e.timestamp));
+        let want = records
+            .iter()
+            .find(|e| e.timestamp >= target)
+            .map(|e| (e.offset, e.timestamp));
         let got = log.fetch_offset_by_timestamp(target).await.map_err(|e| e.to_string())?;
         if got != want {
-            return Err(format!("offset for timestamp {target}: index says {got:?}, scan says {want:?}"));
+            return Err(format!(
+                "offset for timestamp {target}: index says {got:?}, scan says {want:?}"
+            ));
         }
     }
     Ok(())

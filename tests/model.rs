@@ -74,7 +74,15 @@ fn config() -> LogConfig {
 }
 
 async fn open(disk: &SimStorage, now_ms: i64) -> UnifiedLog<SimStorage> {
-    UnifiedLog::open(disk.clone(), Path::new("m-0"), config(), LogDirFailureChannel::new(), now_ms).await.expect("open")
+    UnifiedLog::open(
+        disk.clone(),
+        Path::new("m-0"),
+        config(),
+        LogDirFailureChannel::new(),
+        now_ms,
+    )
+    .await
+    .expect("open")
 }
 
 async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
@@ -83,7 +91,11 @@ async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut m = Model::default();
     for op in ops {
         match op {
-            Op::Append { records, timestamp, codec } => {
+            Op::Append {
+                records,
+                timestamp,
+                codec,
+            } => {
                 let mut builder = RecordBatchBuilder::new(Compression::ALL[codec as usize]);
                 let mut entries = Vec::new();
                 for i in 0..records {
@@ -93,10 +105,20 @@ async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     builder.append(ts, None, Some(value.as_bytes()), &[]);
                     entries.push((ts, value));
                 }
-                let info = log.append_as_leader(builder.build(), 0, AppendOrigin::Client, m.now_ms).await.unwrap();
+                let info = log
+                    .append_as_leader(builder.build(), 0, AppendOrigin::Client, m.now_ms)
+                    .await
+                    .unwrap();
                 prop_assert_eq!(info.first_offset, m.log_end_offset);
                 for (ts, value) in entries {
-                    m.records.insert(m.log_end_offset, Entry { offset: m.log_end_offset, timestamp: ts, value });
+                    m.records.insert(
+                        m.log_end_offset,
+                        Entry {
+                            offset: m.log_end_offset,
+                            timestamp: ts,
+                            value,
+                        },
+                    );
                     m.log_end_offset += 1;
                 }
             }
@@ -123,7 +145,13 @@ async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let start = log.log_start_offset().await;
                 prop_assert!(start >= m.log_start_offset && start <= m.high_watermark.max(m.log_start_offset));
                 for (offset, entry) in m.records.range(..start) {
-                    prop_assert!(m.now_ms - entry.timestamp > RETENTION_MS, "offset {} at {} deleted at {}", offset, entry.timestamp, m.now_ms);
+                    prop_assert!(
+                        m.now_ms - entry.timestamp > RETENTION_MS,
+                        "offset {} at {} deleted at {}",
+                        offset,
+                        entry.timestamp,
+                        m.now_ms
+                    );
                 }
                 m.log_start_offset = start;
                 m.records = m.records.split_off(&start);
@@ -146,7 +174,11 @@ async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 m.high_watermark = m.high_watermark.min(end);
             }
             Op::FindTimestamp { timestamp } => {
-                let want = m.records.values().find(|e| e.timestamp >= timestamp as i64).map(|e| (e.offset, e.timestamp));
+                let want = m
+                    .records
+                    .values()
+                    .find(|e| e.timestamp >= timestamp as i64)
+                    .map(|e| (e.offset, e.timestamp));
                 prop_assert_eq!(log.fetch_offset_by_timestamp(timestamp as i64).await.unwrap(), want);
             }
             Op::Reopen => {

@@ -11,7 +11,11 @@ use klamm::log::{LogDirFailureChannel, UnifiedLog};
 use klamm::record::{AppendOrigin, Compression, RecordBatchBuilder};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -30,13 +34,24 @@ fn file_operations() {
         file.truncate(5).await.unwrap();
         assert_eq!(&file.read_at(0, 100).await.unwrap()[..], b"Jello");
         assert!(storage.open(Path::new("a/b/f"), OpenMode::CreateNew).await.is_err());
-        assert!(storage.open(Path::new("a/b/missing"), OpenMode::Existing).await.is_err());
+        assert!(storage
+            .open(Path::new("a/b/missing"), OpenMode::Existing)
+            .await
+            .is_err());
         storage.rename(Path::new("a/b/f"), Path::new("a/b/g")).await.unwrap();
         storage.sync_dir(Path::new("a/b")).await.unwrap();
-        write_atomically(&storage, Path::new("a/b/checkpoint"), Bytes::from_static(b"1\n")).await.unwrap();
-        assert_eq!(storage.list(Path::new("a/b")).await.unwrap(), vec!["checkpoint".to_string(), "g".to_string()]);
+        write_atomically(&storage, Path::new("a/b/checkpoint"), Bytes::from_static(b"1\n"))
+            .await
+            .unwrap();
+        assert_eq!(
+            storage.list(Path::new("a/b")).await.unwrap(),
+            vec!["checkpoint".to_string(), "g".to_string()]
+        );
         storage.remove(Path::new("a/b/g")).await.unwrap();
-        assert_eq!(storage.list(Path::new("a/b")).await.unwrap(), vec!["checkpoint".to_string()]);
+        assert_eq!(
+            storage.list(Path::new("a/b")).await.unwrap(),
+            vec!["checkpoint".to_string()]
+        );
     });
 }
 
@@ -44,22 +59,41 @@ fn file_operations() {
 fn log_on_a_real_disk_survives_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     let storage = RealStorage::new(tmp.path());
-    let config = LogConfig { segment_bytes: 4096, flush_messages: 1, ..LogConfig::default() };
+    let config = LogConfig {
+        segment_bytes: 4096,
+        flush_messages: 1,
+        ..LogConfig::default()
+    };
     runtime().block_on(async {
-        let log = UnifiedLog::open(storage.clone(), Path::new("t-0"), config.clone(), LogDirFailureChannel::new(), 0).await.unwrap();
+        let log = UnifiedLog::open(
+            storage.clone(),
+            Path::new("t-0"),
+            config.clone(),
+            LogDirFailureChannel::new(),
+            0,
+        )
+        .await
+        .unwrap();
         for i in 0..100 {
             let mut b = RecordBatchBuilder::new(Compression::Snappy);
             b.append(0, None, Some(format!("value-{i}").as_bytes()), &[]);
-            log.append_as_leader(b.build(), 0, AppendOrigin::Client, 0).await.unwrap();
+            log.append_as_leader(b.build(), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap();
         }
         assert!(log.segment_base_offsets().await.len() > 1);
         drop(log);
-        let log = UnifiedLog::open(storage, Path::new("t-0"), config, LogDirFailureChannel::new(), 0).await.unwrap();
+        let log = UnifiedLog::open(storage, Path::new("t-0"), config, LogDirFailureChannel::new(), 0)
+            .await
+            .unwrap();
         assert_eq!(log.log_end_offset().await, 100);
         let info = log.read(57, 1, None, true).await.unwrap();
         assert_eq!(info.batches[0].base_offset, 57);
     });
-    let names: Vec<String> = std::fs::read_dir(tmp.path().join("t-0")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> = std::fs::read_dir(tmp.path().join("t-0"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert!(names.iter().any(|n| n == "00000000000000000000.log"), "{names:?}");
     assert!(names.iter().any(|n| n == "log.checkpoint"), "{names:?}");
 }

@@ -6,15 +6,39 @@ use std::path::{Path, PathBuf};
 
 /// (forbidden text, files allowed to use it, why)
 const RULES: &[(&str, &[&str], &str)] = &[
-    ("tokio::fs", &[], "tokio::fs panics under madsim; go through io::Storage"),
-    ("std::fs", &["src/io/real.rs"], "the disk is reached only through io::Storage"),
+    (
+        "tokio::fs",
+        &[],
+        "tokio::fs panics under madsim; go through io::Storage",
+    ),
+    (
+        "std::fs",
+        &["src/io/real.rs"],
+        "the disk is reached only through io::Storage",
+    ),
     ("std::thread::spawn", &[], "threads escape the simulator"),
     ("thread::spawn(", &[], "threads escape the simulator"),
-    ("spawn_blocking", &["src/io/real.rs"], "blocking pools escape the simulator; only the real disk uses one"),
-    ("thread_rng", &[], "OS entropy makes runs irreproducible; randomness comes from the seeded generator"),
+    (
+        "spawn_blocking",
+        &["src/io/real.rs"],
+        "blocking pools escape the simulator; only the real disk uses one",
+    ),
+    (
+        "thread_rng",
+        &[],
+        "OS entropy makes runs irreproducible; randomness comes from the seeded generator",
+    ),
     ("rand::random", &[], "OS entropy makes runs irreproducible"),
-    ("SystemTime::now", &[], "clocks are read only by the shell and passed in as now"),
-    ("Instant::now", &[], "clocks are read only by the shell and passed in as now"),
+    (
+        "SystemTime::now",
+        &[],
+        "clocks are read only by the shell and passed in as now",
+    ),
+    (
+        "Instant::now",
+        &[],
+        "clocks are read only by the shell and passed in as now",
+    ),
     ("static mut", &[], "process-global state leaks between simulated seeds"),
 ];
 
@@ -37,7 +61,11 @@ fn sources_stay_behind_the_seams() {
     assert!(files.len() > 10, "found the sources");
     let mut violations = Vec::new();
     for file in &files {
-        let relative = file.strip_prefix(root).expect("under the root").to_string_lossy().replace('\\', "/");
+        let relative = file
+            .strip_prefix(root)
+            .expect("under the root")
+            .to_string_lossy()
+            .replace('\\', "/");
         let text = fs::read_to_string(file).expect("utf-8 source");
         for (pattern, allowed, why) in RULES {
             if allowed.contains(&relative.as_str()) {
@@ -58,6 +86,9 @@ fn sources_stay_behind_the_seams() {
 fn every_crate_uses_tokio_through_madsim() {
     let manifest = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).expect("Cargo.toml");
     for line in manifest.lines().filter(|l| l.trim_start().starts_with("tokio")) {
-        assert!(line.contains("package = \"madsim-tokio\""), "tokio must come through madsim-tokio: {line}");
+        assert!(
+            line.contains("package = \"madsim-tokio\""),
+            "tokio must come through madsim-tokio: {line}"
+        );
     }
 }

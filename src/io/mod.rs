@@ -89,7 +89,10 @@ pub async fn read_to_end<S: Storage>(storage: &S, path: &Path, len_max: u64) -> 
     let file = storage.open(path, OpenMode::Existing).await?;
     let len = file.len().await?;
     if len > len_max {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{} is {len} bytes, over {len_max}", path.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is {len} bytes, over {len_max}", path.display()),
+        ));
     }
     file.read_at(0, len as usize).await
 }

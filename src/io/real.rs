@@ -61,7 +61,12 @@ impl Storage for RealStorage {
         }
         let file = options.open(self.path(path))?;
         let len = file.metadata()?.len();
-        Ok(RealFile { inner: Arc::new(RealFileInner { file, len: AtomicU64::new(len) }) })
+        Ok(RealFile {
+            inner: Arc::new(RealFileInner {
+                file,
+                len: AtomicU64::new(len),
+            }),
+        })
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

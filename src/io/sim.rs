@@ -140,7 +140,9 @@ impl SimStorage {
             used_bytes: 0,
             stats: DiskStats::default(),
         };
-        SimStorage { disk: Arc::new(Mutex::new(disk)) }
+        SimStorage {
+            disk: Arc::new(Mutex::new(disk)),
+        }
     }
 
     pub fn set_faults(&self, faults: DiskFaults) {
@@ -230,7 +232,11 @@ impl Storage for SimStorage {
                 ino
             }
         };
-        Ok(SimFile { disk: self.disk.clone(), ino, generation: disk.generation })
+        Ok(SimFile {
+            disk: self.disk.clone(),
+            ino,
+            generation: disk.generation,
+        })
     }
 
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -262,8 +268,10 @@ impl Storage for SimStorage {
         }
         let files = disk.names.keys().filter(|p| p.parent() == Some(dir));
         let dirs = disk.dirs.iter().filter(|p| p.parent() == Some(dir));
-        let mut names: Vec<String> =
-            files.chain(dirs).map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = files
+            .chain(dirs)
+            .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -372,13 +380,20 @@ impl StorageFile for SimFile {
 
 impl std::fmt::Debug for SimFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimFile").field("ino", &self.ino).field("generation", &self.generation).finish()
+        f.debug_struct("SimFile")
+            .field("ino", &self.ino)
+            .field("generation", &self.generation)
+            .finish()
     }
 }
 
 impl SimFile {
     async fn maybe_slow(&self) {
-        SimStorage { disk: self.disk.clone() }.maybe_slow().await
+        SimStorage {
+            disk: self.disk.clone(),
+        }
+        .maybe_slow()
+        .await
     }
 }
 
@@ -400,7 +415,9 @@ impl SimDisk {
         if file.generation != self.generation {
             return Err(eio("stale handle from before a crash"));
         }
-        self.inodes.get_mut(&file.ino).ok_or_else(|| eio("stale handle to a removed file"))
+        self.inodes
+            .get_mut(&file.ino)
+            .ok_or_else(|| eio("stale handle to a removed file"))
     }
 
     fn write(&mut self, ino: u64, position: u64, data: &[u8]) -> io::Result<()> {
@@ -471,7 +488,12 @@ impl SimDisk {
             self.durable_dirs.insert(path.clone());
         }
         // Inodes that only a durable name kept alive may go now.
-        let live: BTreeSet<u64> = self.names.values().chain(self.durable_names.values()).copied().collect();
+        let live: BTreeSet<u64> = self
+            .names
+            .values()
+            .chain(self.durable_names.values())
+            .copied()
+            .collect();
         let dead: Vec<u64> = self.inodes.keys().filter(|i| !live.contains(i)).copied().collect();
         for ino in dead {
             let inode = self.inodes.remove(&ino).expect("listed above");
@@ -508,13 +530,31 @@ impl SimDisk {
             let earlier = inode.dirty.len().saturating_sub(1);
             for &(position, len) in &inode.dirty[..earlier] {
                 if self.rng.chance(faults.writeback_probability) {
-                    let kept = tear(&mut self.rng, &inode.data, &mut data, position, len, faults.sector_bytes);
+                    let kept = tear(
+                        &mut self.rng,
+                        &inode.data,
+                        &mut data,
+                        position,
+                        len,
+                        faults.sector_bytes,
+                    );
                     torn_bytes.push(kept);
                 }
             }
-            let torn = inode.dirty.last().copied().filter(|_| self.rng.chance(faults.torn_write_probability));
+            let torn = inode
+                .dirty
+                .last()
+                .copied()
+                .filter(|_| self.rng.chance(faults.torn_write_probability));
             if let Some((position, len)) = torn {
-                let kept = tear(&mut self.rng, &inode.data, &mut data, position, len, faults.sector_bytes);
+                let kept = tear(
+                    &mut self.rng,
+                    &inode.data,
+                    &mut data,
+                    position,
+                    len,
+                    faults.sector_bytes,
+                );
                 self.stats.faults_injected += 1;
                 torn_bytes.push(kept);
             }

@@ -27,7 +27,10 @@ pub struct LogCheckpoint {
 
 impl LogCheckpoint {
     pub fn encode(&self) -> String {
-        let body = format!("version 0\nlog_start_offset {}\nrecovery_point {}\n", self.log_start_offset, self.recovery_point);
+        let body = format!(
+            "version 0\nlog_start_offset {}\nrecovery_point {}\n",
+            self.log_start_offset, self.recovery_point
+        );
         let crc = crc32c::crc32c(body.as_bytes());
         format!("{body}crc32c {crc}\n")
     }
@@ -49,7 +52,10 @@ impl LogCheckpoint {
         if lines.next().is_some() || log_start_offset < 0 || recovery_point < 0 {
             return None;
         }
-        Some(LogCheckpoint { log_start_offset, recovery_point })
+        Some(LogCheckpoint {
+            log_start_offset,
+            recovery_point,
+        })
     }
 
     pub async fn write<S: Storage>(&self, storage: &S, dir: &Path) -> io::Result<()> {
@@ -72,7 +78,10 @@ mod tests {
 
     #[test]
     fn round_trip_and_corruption() {
-        let checkpoint = LogCheckpoint { log_start_offset: 1200, recovery_point: 5400 };
+        let checkpoint = LogCheckpoint {
+            log_start_offset: 1200,
+            recovery_point: 5400,
+        };
         let text = checkpoint.encode();
         assert_eq!(LogCheckpoint::decode(text.as_bytes()), Some(checkpoint));
         for cut in 0..text.len() {

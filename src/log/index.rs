@@ -196,14 +196,24 @@ mod tests {
         for (o, p) in [(0, 0), (10, 4096), (25, 8300)] {
             index.append(o, p);
         }
-        let cases = [(0, (0, 0)), (9, (0, 0)), (10, (10, 4096)), (24, (10, 4096)), (25, (25, 8300)), (1000, (25, 8300))];
+        let cases = [
+            (0, (0, 0)),
+            (9, (0, 0)),
+            (10, (10, 4096)),
+            (24, (10, 4096)),
+            (25, (25, 8300)),
+            (1000, (25, 8300)),
+        ];
         for (offset, entry) in cases {
             assert_eq!(index.lookup(offset), entry, "{offset}");
         }
         let (at, bytes) = index.unpersisted();
         assert_eq!((at, bytes.len()), (0, 24));
         assert_eq!(OffsetIndex::decode(&bytes, 10_000).unwrap().lookup(24), (10, 4096));
-        assert!(OffsetIndex::decode(&bytes, 8000).is_none(), "a position past the segment");
+        assert!(
+            OffsetIndex::decode(&bytes, 8000).is_none(),
+            "a position past the segment"
+        );
         assert!(OffsetIndex::decode(&bytes[..20], 10_000).is_none(), "a torn entry");
         index.truncate_to(10);
         assert_eq!(index.len(), 1);
@@ -221,7 +231,13 @@ mod tests {
             assert_eq!(index.lookup(timestamp), offset, "{timestamp}");
         }
         let (_, bytes) = index.unpersisted();
-        assert_eq!(TimeIndex::decode(&bytes), Some(TimeIndex { persisted: 3, ..index.clone() }));
+        assert_eq!(
+            TimeIndex::decode(&bytes),
+            Some(TimeIndex {
+                persisted: 3,
+                ..index.clone()
+            })
+        );
         let mut swapped = bytes.clone();
         swapped[0..12].copy_from_slice(&bytes[24..36]);
         assert!(TimeIndex::decode(&swapped).is_none());

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::index::{OffsetIndex, TimeIndex};
 use crate::config::LogConfig;
 use crate::io::{OpenMode, Storage, StorageFile};
-use crate::record::{crc_matches, BatchHeader, BatchFrames, FrameError, MAGIC_V2, RECORD_BATCH_OVERHEAD};
+use crate::record::{crc_matches, BatchFrames, BatchHeader, FrameError, MAGIC_V2, RECORD_BATCH_OVERHEAD};
 
 /// Recovery reads batches of up to this size even when `max.message.bytes` is lower, so
 /// that lowering the config never truncates data written under an older, higher value.
@@ -93,10 +93,24 @@ pub enum ScanEnd {
 impl<S: Storage> LogSegment<S> {
     /// Creates a new empty segment. The caller syncs the directory.
     pub async fn create(storage: &S, dir: &Path, base_offset: i64) -> io::Result<LogSegment<S>> {
-        let file = storage.open(&dir.join(log_file_name(base_offset)), OpenMode::Create).await?;
+        let file = storage
+            .open(&dir.join(log_file_name(base_offset)), OpenMode::Create)
+            .await?;
         file.truncate(0).await?;
-        let indexes = Indexes { next_offset: base_offset, max_timestamp: -1, offset_of_max_timestamp: base_offset, ..Indexes::default() };
-        let mut segment = LogSegment { base_offset, dir: dir.to_path_buf(), size: 0, file: Some(file), indexes: Some(indexes), last_used: 0 };
+        let indexes = Indexes {
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            ..Indexes::default()
+        };
+        let mut segment = LogSegment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            size: 0,
+            file: Some(file),
+            indexes: Some(indexes),
+            last_used: 0,
+        };
         // Stale index files of an earlier segment at this offset must not be trusted.
         segment.indexes.as_mut().expect("just set").rewrite = true;
         Ok(segment)
@@ -104,9 +118,18 @@ impl<S: Storage> LogSegment<S> {
 
     /// An existing segment; reads nothing but its length.
     pub async fn open(storage: &S, dir: &Path, base_offset: i64) -> io::Result<LogSegment<S>> {
-        let file = storage.open(&dir.join(log_file_name(base_offset)), OpenMode::Existing).await?;
+        let file = storage
+            .open(&dir.join(log_file_name(base_offset)), OpenMode::Existing)
+            .await?;
         let size = file.len().await?;
-        Ok(LogSegment { base_offset, dir: dir.to_path_buf(), size, file: None, indexes: None, last_used: 0 })
+        Ok(LogSegment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            size,
+            file: None,
+            indexes: None,
+            last_used: 0,
+        })
     }
 
     pub fn is_file_open(&self) -> bool {
@@ -121,7 +144,9 @@ impl<S: Storage> LogSegment<S> {
         if let Some(file) = &self.file {
             return Ok(file.clone());
         }
-        let file = storage.open(&self.dir.join(log_file_name(self.base_offset)), OpenMode::Existing).await?;
+        let file = storage
+            .open(&self.dir.join(log_file_name(self.base_offset)), OpenMode::Existing)
+            .await?;
         self.file = Some(file.clone());
         Ok(file)
     }
@@ -141,7 +166,9 @@ impl<S: Storage> LogSegment<S> {
     /// Loads the on-disk indexes if they agree with the log, and returns the segment's next
     /// offset; `None` (and nothing loaded) if they do not.
     pub async fn load_trusted_indexes(&mut self, storage: &S, config: &LogConfig) -> io::Result<Option<i64>> {
-        let Some(indexes) = self.load_indexes(storage, config).await? else { return Ok(None) };
+        let Some(indexes) = self.load_indexes(storage, config).await? else {
+            return Ok(None);
+        };
         let next_offset = indexes.next_offset;
         self.indexes = Some(indexes);
         Ok(Some(next_offset))
@@ -167,7 +194,12 @@ impl<S: Storage> LogSegment<S> {
             let mut advanced = 0usize;
             for (at, header, bytes) in frames.by_ref() {
                 if !self.batch_is_valid(&header, bytes, indexes.next_offset) {
-                    return Ok((indexes, ScanEnd::Invalid { position: position + at as u64 }));
+                    return Ok((
+                        indexes,
+                        ScanEnd::Invalid {
+                            position: position + at as u64,
+                        },
+                    ));
                 }
                 indexes.add_batch(self.base_offset, (position + at as u64) as u32, &header, config);
                 advanced = at + header.size();
@@ -176,7 +208,14 @@ impl<S: Storage> LogSegment<S> {
             debug_assert_eq!(stop, advanced);
             match why {
                 None => {}
-                Some(FrameError::BadLength(_)) => return Ok((indexes, ScanEnd::Invalid { position: position + stop as u64 })),
+                Some(FrameError::BadLength(_)) => {
+                    return Ok((
+                        indexes,
+                        ScanEnd::Invalid {
+                            position: position + stop as u64,
+                        },
+                    ))
+                }
                 Some(FrameError::Truncated) => {
                     // A batch crosses the chunk's end: read it whole if the segment holds it.
                     let at = position + stop as u64;
@@ -236,7 +275,9 @@ impl<S: Storage> LogSegment<S> {
         };
         let mut position = 0;
         while position < self.size {
-            let chunk = file.read_at(position, SCAN_CHUNK_BYTES.min((self.size - position) as usize)).await?;
+            let chunk = file
+                .read_at(position, SCAN_CHUNK_BYTES.min((self.size - position) as usize))
+                .await?;
             let n = chunk.len() as u64;
             file.write_at(position, chunk).await?;
             position += n;
@@ -248,16 +289,38 @@ impl<S: Storage> LogSegment<S> {
     /// Reads the index files and the tail of the log after the last entry. `None` if the
     /// files are missing or inconsistent with the log: the caller rebuilds.
     async fn load_indexes(&mut self, storage: &S, config: &LogConfig) -> io::Result<Option<Indexes>> {
-        let Some(offset_bytes) = read_optional(storage, &self.dir.join(offset_index_file_name(self.base_offset)), config.segment_index_bytes).await? else {
+        let Some(offset_bytes) = read_optional(
+            storage,
+            &self.dir.join(offset_index_file_name(self.base_offset)),
+            config.segment_index_bytes,
+        )
+        .await?
+        else {
             return Ok(None);
         };
-        let Some(time_bytes) = read_optional(storage, &self.dir.join(time_index_file_name(self.base_offset)), config.segment_index_bytes * 2).await? else {
+        let Some(time_bytes) = read_optional(
+            storage,
+            &self.dir.join(time_index_file_name(self.base_offset)),
+            config.segment_index_bytes * 2,
+        )
+        .await?
+        else {
             return Ok(None);
         };
-        let (Some(offsets), Some(times)) = (OffsetIndex::decode(&offset_bytes, self.size), TimeIndex::decode(&time_bytes)) else {
+        let (Some(offsets), Some(times)) = (
+            OffsetIndex::decode(&offset_bytes, self.size),
+            TimeIndex::decode(&time_bytes),
+        ) else {
             return Ok(None);
         };
-        let mut indexes = Indexes { offsets, times, next_offset: self.base_offset, max_timestamp: -1, offset_of_max_timestamp: self.base_offset, ..Indexes::default() };
+        let mut indexes = Indexes {
+            offsets,
+            times,
+            next_offset: self.base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: self.base_offset,
+            ..Indexes::default()
+        };
         if let Some((t, o)) = indexes.times.last() {
             indexes.max_timestamp = t;
             indexes.offset_of_max_timestamp = self.base_offset + o as i64;
@@ -269,7 +332,13 @@ impl<S: Storage> LogSegment<S> {
         let mut frames = BatchFrames::new(&tail);
         let mut first = true;
         for (_, header, _) in frames.by_ref() {
-            if header.magic != MAGIC_V2 || header.base_offset < indexes.next_offset || (first && start > 0 && header.base_offset != self.base_offset + indexes.offsets.last_relative_offset().unwrap_or(0) as i64) {
+            if header.magic != MAGIC_V2
+                || header.base_offset < indexes.next_offset
+                || (first
+                    && start > 0
+                    && header.base_offset
+                        != self.base_offset + indexes.offsets.last_relative_offset().unwrap_or(0) as i64)
+            {
                 return Ok(None);
             }
             first = false;
@@ -290,7 +359,13 @@ impl<S: Storage> LogSegment<S> {
 
     /// Appends batches already validated and stamped. `batches` are the headers with their
     /// positions within `records`.
-    pub async fn append(&mut self, storage: &S, records: Bytes, batches: &[(u32, BatchHeader)], config: &LogConfig) -> io::Result<u64> {
+    pub async fn append(
+        &mut self,
+        storage: &S,
+        records: Bytes,
+        batches: &[(u32, BatchHeader)],
+        config: &LogConfig,
+    ) -> io::Result<u64> {
         let file = self.file(storage).await?;
         let position = self.size;
         let written = records.len() as u64;
@@ -299,7 +374,12 @@ impl<S: Storage> LogSegment<S> {
         self.size += written;
         let indexes = self.indexes.as_mut().expect("the active segment has its indexes");
         for &(relative_position, header) in batches {
-            indexes.add_batch(self.base_offset, (position + relative_position as u64) as u32, &header, config);
+            indexes.add_batch(
+                self.base_offset,
+                (position + relative_position as u64) as u32,
+                &header,
+                config,
+            );
         }
         Ok(position)
     }
@@ -324,7 +404,11 @@ impl<S: Storage> LogSegment<S> {
                     damage = Some(position);
                     break;
                 };
-                if header.magic != MAGIC_V2 || header.base_offset != expected || header.last_offset_delta < 0 || position + header.size() as u64 > self.size {
+                if header.magic != MAGIC_V2
+                    || header.base_offset != expected
+                    || header.last_offset_delta < 0
+                    || position + header.size() as u64 > self.size
+                {
                     damage = Some(position);
                     break;
                 }
@@ -334,7 +418,9 @@ impl<S: Storage> LogSegment<S> {
                 }
                 position += header.size() as u64;
             }
-            let Some(position) = damage else { return Ok(Found::End) };
+            let Some(position) = damage else {
+                return Ok(Found::End);
+            };
             if rebuilt {
                 // The index is fresh from the log, so the log itself is damaged here.
                 return Ok(Found::Corrupt(position));
@@ -365,13 +451,30 @@ impl<S: Storage> LogSegment<S> {
         if let Some(file) = &self.file {
             file.sync_data().await?;
         }
-        let Some(indexes) = self.indexes.as_mut() else { return Ok(()) };
-        let paths = [offset_index_file_name(self.base_offset), time_index_file_name(self.base_offset)];
+        let Some(indexes) = self.indexes.as_mut() else {
+            return Ok(());
+        };
+        let paths = [
+            offset_index_file_name(self.base_offset),
+            time_index_file_name(self.base_offset),
+        ];
         let rewrite = indexes.rewrite;
-        let (offset_at, offset_bytes) = if rewrite { (0, indexes.offsets.encode_all()) } else { indexes.offsets.unpersisted() };
-        let (time_at, time_bytes) = if rewrite { (0, indexes.times.encode_all()) } else { indexes.times.unpersisted() };
+        let (offset_at, offset_bytes) = if rewrite {
+            (0, indexes.offsets.encode_all())
+        } else {
+            indexes.offsets.unpersisted()
+        };
+        let (time_at, time_bytes) = if rewrite {
+            (0, indexes.times.encode_all())
+        } else {
+            indexes.times.unpersisted()
+        };
         let lens = [indexes.offsets.file_bytes(), indexes.times.file_bytes()];
-        for ((name, (at, bytes)), len) in paths.iter().zip([(offset_at, offset_bytes), (time_at, time_bytes)]).zip(lens) {
+        for ((name, (at, bytes)), len) in paths
+            .iter()
+            .zip([(offset_at, offset_bytes), (time_at, time_bytes)])
+            .zip(lens)
+        {
             let file = storage.open(&self.dir.join(name), OpenMode::Create).await?;
             if !bytes.is_empty() {
                 file.write_at(at, Bytes::from(bytes)).await?;
@@ -388,7 +491,11 @@ impl<S: Storage> LogSegment<S> {
 
     /// Removes the segment's files. The caller syncs the directory.
     pub async fn delete(self, storage: &S) -> io::Result<()> {
-        let names = [log_file_name(self.base_offset), offset_index_file_name(self.base_offset), time_index_file_name(self.base_offset)];
+        let names = [
+            log_file_name(self.base_offset),
+            offset_index_file_name(self.base_offset),
+            time_index_file_name(self.base_offset),
+        ];
         drop(self.file);
         for name in names {
             match storage.remove(&self.dir.join(name)).await {
@@ -414,11 +521,15 @@ impl<S: Storage> LogSegment<S> {
 
 impl Indexes {
     fn add_batch(&mut self, base_offset: i64, position: u32, header: &BatchHeader, config: &LogConfig) {
-        assert!(header.base_offset >= self.next_offset, "batches in a segment have increasing offsets");
+        assert!(
+            header.base_offset >= self.next_offset,
+            "batches in a segment have increasing offsets"
+        );
         let relative = (header.base_offset - base_offset) as u32;
         if self.bytes_since_last_entry >= config.index_interval_bytes {
             self.offsets.append(relative, position);
-            self.times.maybe_append(self.max_timestamp, (self.offset_of_max_timestamp - base_offset) as u32);
+            self.times
+                .maybe_append(self.max_timestamp, (self.offset_of_max_timestamp - base_offset) as u32);
             self.bytes_since_last_entry = 0;
         }
         self.bytes_since_last_entry += header.size() as u64;
@@ -440,7 +551,8 @@ impl Indexes {
     /// Records the final max timestamp in the time index, as a segment becomes inactive.
     pub fn seal(&mut self, base_offset: i64) {
         if self.max_timestamp >= 0 {
-            self.times.maybe_append(self.max_timestamp, (self.offset_of_max_timestamp - base_offset) as u32);
+            self.times
+                .maybe_append(self.max_timestamp, (self.offset_of_max_timestamp - base_offset) as u32);
         }
     }
 

@@ -13,11 +13,21 @@ use crate::io::{CrashKind, DiskFaults, SimStorage, Storage};
 use crate::record::{self, AppendOrigin, Compression, RecordBatchBuilder, TimestampType, ValidationLimits};
 
 pub(crate) fn run<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime").block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime")
+        .block_on(f)
 }
 
 fn small_config() -> LogConfig {
-    LogConfig { segment_bytes: 1024, index_interval_bytes: 128, message_timestamp_after_max_ms: i64::MAX, ..LogConfig::default() }
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 128,
+        message_timestamp_after_max_ms: i64::MAX,
+        ..LogConfig::default()
+    }
 }
 
 fn batch(first: u32, n: u32, timestamp: i64) -> BytesMut {
@@ -31,14 +41,18 @@ fn batch(first: u32, n: u32, timestamp: i64) -> BytesMut {
 const DIR: &str = "topic-0";
 
 async fn open(disk: &SimStorage, config: LogConfig) -> UnifiedLog<SimStorage> {
-    UnifiedLog::open(disk.clone(), Path::new(DIR), config, LogDirFailureChannel::new(), 0).await.expect("open")
+    UnifiedLog::open(disk.clone(), Path::new(DIR), config, LogDirFailureChannel::new(), 0)
+        .await
+        .expect("open")
 }
 
 /// Every record from the log start, as (offset, timestamp, value).
 async fn read_all<S: Storage>(log: &UnifiedLog<S>) -> Vec<(i64, i64, String)> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset().await;
-    let limits = ValidationLimits { decompressed_bytes_max: 1 << 24 };
+    let limits = ValidationLimits {
+        decompressed_bytes_max: 1 << 24,
+    };
     loop {
         let info = log.read(offset, 4096, None, true).await.expect("read");
         if info.batches.is_empty() {
@@ -73,14 +87,23 @@ fn append_assigns_offsets_and_reads_back() {
         let cases = [(3, 0, 2), (1, 3, 3), (5, 4, 8)];
         let mut first = 0;
         for (n, first_offset, last_offset) in cases {
-            let info = log.append_as_leader(batch(first, n, 100), 7, AppendOrigin::Client, 100).await.unwrap();
-            assert_eq!((info.first_offset, info.last_offset, info.records_count), (first_offset, last_offset, n as i64));
+            let info = log
+                .append_as_leader(batch(first, n, 100), 7, AppendOrigin::Client, 100)
+                .await
+                .unwrap();
+            assert_eq!(
+                (info.first_offset, info.last_offset, info.records_count),
+                (first_offset, last_offset, n as i64)
+            );
             first += n;
         }
         assert_eq!(log.log_end_offset().await, 9);
         let records = read_all(&log).await;
         assert_eq!(values(&records), expected(0..9));
-        assert_eq!(records.iter().map(|r| r.0).collect::<Vec<_>>(), (0..9).collect::<Vec<_>>());
+        assert_eq!(
+            records.iter().map(|r| r.0).collect::<Vec<_>>(),
+            (0..9).collect::<Vec<_>>()
+        );
         let info = log.read(4, 4096, None, false).await.unwrap();
         assert_eq!(info.batches[0].base_offset, 4);
         assert_eq!(info.batches[0].partition_leader_epoch, 7);
@@ -92,9 +115,18 @@ fn append_assigns_offsets_and_reads_back() {
 fn reads_respect_bounds() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let log = open(&disk, LogConfig { segment_bytes: 1 << 20, ..small_config() }).await;
+        let log = open(
+            &disk,
+            LogConfig {
+                segment_bytes: 1 << 20,
+                ..small_config()
+            },
+        )
+        .await;
         for i in 0..10 {
-            log.append_as_leader(batch(i * 2, 2, 5), 0, AppendOrigin::Client, 5).await.unwrap();
+            log.append_as_leader(batch(i * 2, 2, 5), 0, AppendOrigin::Client, 5)
+                .await
+                .unwrap();
         }
         let one_batch = log.read(0, 1, None, true).await.unwrap().batches[0].size();
         // (fetch offset, max bytes, max offset, min one message) -> (batch base offsets) or error
@@ -111,7 +143,9 @@ fn reads_respect_bounds() {
         ];
         for (fetch, max_bytes, max_offset, min_one, want) in cases {
             let got = log.read(fetch, max_bytes, max_offset, min_one).await;
-            let got = got.map(|i| i.batches.iter().map(|b| b.base_offset).collect::<Vec<_>>()).map_err(|e| e.code);
+            let got = got
+                .map(|i| i.batches.iter().map(|b| b.base_offset).collect::<Vec<_>>())
+                .map_err(|e| e.code);
             assert_eq!(got, want, "read({fetch}, {max_bytes}, {max_offset:?}, {min_one})");
         }
     })
@@ -120,9 +154,36 @@ fn reads_respect_bounds() {
 #[test]
 fn segments_roll_on_size_time_and_index() {
     let cases: [(&str, LogConfig, i64, usize); 3] = [
-        ("segment.bytes", LogConfig { segment_bytes: 300, ..small_config() }, 0, 3),
-        ("segment.ms", LogConfig { segment_bytes: 1 << 20, segment_ms: 1000, ..small_config() }, 400, 4),
-        ("segment.index.bytes", LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 1, segment_index_bytes: 32, ..small_config() }, 0, 2),
+        (
+            "segment.bytes",
+            LogConfig {
+                segment_bytes: 300,
+                ..small_config()
+            },
+            0,
+            3,
+        ),
+        (
+            "segment.ms",
+            LogConfig {
+                segment_bytes: 1 << 20,
+                segment_ms: 1000,
+                ..small_config()
+            },
+            400,
+            4,
+        ),
+        (
+            "segment.index.bytes",
+            LogConfig {
+                segment_bytes: 1 << 20,
+                index_interval_bytes: 1,
+                segment_index_bytes: 32,
+                ..small_config()
+            },
+            0,
+            2,
+        ),
     ];
     for (name, config, step_ms, segments) in cases {
         run(async {
@@ -130,14 +191,19 @@ fn segments_roll_on_size_time_and_index() {
             let log = open(&disk, config).await;
             for i in 0..10 {
                 let now = i as i64 * step_ms;
-                log.append_as_leader(batch(i, 1, now), 0, AppendOrigin::Client, now).await.unwrap();
+                log.append_as_leader(batch(i, 1, now), 0, AppendOrigin::Client, now)
+                    .await
+                    .unwrap();
             }
             assert_eq!(log.segment_base_offsets().await.len(), segments, "{name}");
             assert_eq!(values(&read_all(&log).await), expected(0..10), "{name}");
             let names = disk.list(Path::new(DIR)).await.unwrap();
             assert!(names.contains(&"00000000000000000000.log".to_string()), "{names:?}");
             assert!(names.contains(&"00000000000000000000.index".to_string()), "{names:?}");
-            assert!(names.contains(&"00000000000000000000.timeindex".to_string()), "{names:?}");
+            assert!(
+                names.contains(&"00000000000000000000.timeindex".to_string()),
+                "{names:?}"
+            );
         })
     }
 }
@@ -155,18 +221,35 @@ fn retention_deletes_whole_old_segments_never_the_active_one() {
     for (retention_ms, retention_bytes, now, left) in cases {
         run(async {
             let disk = SimStorage::new(1, DiskFaults::none());
-            let config = LogConfig { segment_bytes: 200, retention_ms, retention_bytes, ..small_config() };
+            let config = LogConfig {
+                segment_bytes: 200,
+                retention_ms,
+                retention_bytes,
+                ..small_config()
+            };
             let log = open(&disk, config).await;
             for i in 0..10 {
-                log.append_as_leader(batch(i, 1, i as i64 * 1000), 0, AppendOrigin::Client, 0).await.unwrap();
+                log.append_as_leader(batch(i, 1, i as i64 * 1000), 0, AppendOrigin::Client, 0)
+                    .await
+                    .unwrap();
             }
             log.update_high_watermark(10).await;
             log.delete_old_segments(now).await.unwrap();
             let bases = log.segment_base_offsets().await;
-            assert_eq!(bases.len(), left, "retention.ms={retention_ms} retention.bytes={retention_bytes} now={now}: {bases:?}");
+            assert_eq!(
+                bases.len(),
+                left,
+                "retention.ms={retention_ms} retention.bytes={retention_bytes} now={now}: {bases:?}"
+            );
             assert_eq!(log.log_start_offset().await, bases[0]);
             assert_eq!(values(&read_all(&log).await), expected(bases[0] as u32..10));
-            let files = disk.list(Path::new(DIR)).await.unwrap().iter().filter(|n| n.ends_with(".log")).count();
+            let files = disk
+                .list(Path::new(DIR))
+                .await
+                .unwrap()
+                .iter()
+                .filter(|n| n.ends_with(".log"))
+                .count();
             assert_eq!(files, left);
         })
     }
@@ -176,9 +259,19 @@ fn retention_deletes_whole_old_segments_never_the_active_one() {
 fn retention_stops_at_the_high_watermark() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let log = open(&disk, LogConfig { segment_bytes: 200, retention_bytes: 0, ..small_config() }).await;
+        let log = open(
+            &disk,
+            LogConfig {
+                segment_bytes: 200,
+                retention_bytes: 0,
+                ..small_config()
+            },
+        )
+        .await;
         for i in 0..10 {
-            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap();
         }
         log.update_high_watermark(4).await;
         log.delete_old_segments(0).await.unwrap();
@@ -191,20 +284,42 @@ fn retention_stops_at_the_high_watermark() {
 fn delete_records_moves_the_log_start_offset() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let log = open(&disk, LogConfig { segment_bytes: 200, ..small_config() }).await;
+        let log = open(
+            &disk,
+            LogConfig {
+                segment_bytes: 200,
+                ..small_config()
+            },
+        )
+        .await;
         for i in 0..10 {
-            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap();
         }
-        assert_eq!(log.delete_records_before(5, 0).await.unwrap_err().code, ErrorCode::OffsetOutOfRange);
+        assert_eq!(
+            log.delete_records_before(5, 0).await.unwrap_err().code,
+            ErrorCode::OffsetOutOfRange
+        );
         log.update_high_watermark(10).await;
         assert_eq!(log.delete_records_before(5, 0).await.unwrap(), 5);
-        assert_eq!(log.read(4, 100, None, true).await.unwrap_err().code, ErrorCode::OffsetOutOfRange);
+        assert_eq!(
+            log.read(4, 100, None, true).await.unwrap_err().code,
+            ErrorCode::OffsetOutOfRange
+        );
         assert_eq!(values(&read_all(&log).await), expected(5..10));
         assert!(log.segment_base_offsets().await[0] <= 5);
         log.flush(0).await.unwrap();
         drop(log);
         disk.crash(CrashKind::Machine);
-        let log = open(&disk, LogConfig { segment_bytes: 200, ..small_config() }).await;
+        let log = open(
+            &disk,
+            LogConfig {
+                segment_bytes: 200,
+                ..small_config()
+            },
+        )
+        .await;
         assert_eq!(log.log_start_offset().await, 5, "the log start offset is checkpointed");
         assert_eq!(values(&read_all(&log).await), expected(5..10));
     })
@@ -215,20 +330,39 @@ fn truncation_removes_the_tail() {
     for (offset, end) in [(10, 10), (9, 9), (4, 4), (0, 0), (7, 7)] {
         run(async {
             let disk = SimStorage::new(1, DiskFaults::none());
-            let log = open(&disk, LogConfig { segment_bytes: 200, ..small_config() }).await;
+            let log = open(
+                &disk,
+                LogConfig {
+                    segment_bytes: 200,
+                    ..small_config()
+                },
+            )
+            .await;
             for i in 0..10 {
-                log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+                log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0)
+                    .await
+                    .unwrap();
             }
             log.update_high_watermark(10).await;
             log.truncate_to(offset).await.unwrap();
             assert_eq!(log.log_end_offset().await, end);
             assert!(log.high_watermark().await <= end);
             assert_eq!(values(&read_all(&log).await), expected(0..end as u32));
-            let info = log.append_as_leader(batch(100, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            let info = log
+                .append_as_leader(batch(100, 1, 0), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap();
             assert_eq!(info.first_offset, end);
             drop(log);
             disk.crash(CrashKind::Process);
-            let log = open(&disk, LogConfig { segment_bytes: 200, ..small_config() }).await;
+            let log = open(
+                &disk,
+                LogConfig {
+                    segment_bytes: 200,
+                    ..small_config()
+                },
+            )
+            .await;
             assert_eq!(log.log_end_offset().await, end + 1, "truncate to {offset}");
         })
     }
@@ -238,18 +372,39 @@ fn truncation_removes_the_tail() {
 fn offsets_by_timestamp() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let log = open(&disk, LogConfig { segment_bytes: 300, ..small_config() }).await;
+        let log = open(
+            &disk,
+            LogConfig {
+                segment_bytes: 300,
+                ..small_config()
+            },
+        )
+        .await;
         // Batches of 2 records with timestamps 10i and 10i+5.
         for i in 0..10u32 {
             let mut b = RecordBatchBuilder::new(Compression::Gzip);
             b.append(10 * i as i64, None, Some(b"a"), &[]);
             b.append(10 * i as i64 + 5, None, Some(b"b"), &[]);
-            log.append_as_leader(b.build(), 0, AppendOrigin::Client, 0).await.unwrap();
+            log.append_as_leader(b.build(), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap();
         }
         assert!(log.segment_base_offsets().await.len() > 2);
-        let cases = [(0, Some((0, 0))), (1, Some((1, 5))), (5, Some((1, 5))), (6, Some((2, 10))), (47, Some((10, 50))), (95, Some((19, 95))), (96, None)];
+        let cases = [
+            (0, Some((0, 0))),
+            (1, Some((1, 5))),
+            (5, Some((1, 5))),
+            (6, Some((2, 10))),
+            (47, Some((10, 50))),
+            (95, Some((19, 95))),
+            (96, None),
+        ];
         for (timestamp, want) in cases {
-            assert_eq!(log.fetch_offset_by_timestamp(timestamp).await.unwrap(), want, "{timestamp}");
+            assert_eq!(
+                log.fetch_offset_by_timestamp(timestamp).await.unwrap(),
+                want,
+                "{timestamp}"
+            );
         }
     })
 }
@@ -258,8 +413,18 @@ fn offsets_by_timestamp() {
 fn log_append_time_is_stamped() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let log = open(&disk, LogConfig { message_timestamp_type: TimestampType::LogAppendTime, ..small_config() }).await;
-        let info = log.append_as_leader(batch(0, 3, 5), 0, AppendOrigin::Client, 777).await.unwrap();
+        let log = open(
+            &disk,
+            LogConfig {
+                message_timestamp_type: TimestampType::LogAppendTime,
+                ..small_config()
+            },
+        )
+        .await;
+        let info = log
+            .append_as_leader(batch(0, 3, 5), 0, AppendOrigin::Client, 777)
+            .await
+            .unwrap();
         assert_eq!((info.log_append_time, info.max_timestamp), (777, 777));
         let read = log.read(0, 4096, None, false).await.unwrap();
         assert_eq!(read.batches[0].timestamp_type(), TimestampType::LogAppendTime);
@@ -272,7 +437,11 @@ fn log_append_time_is_stamped() {
 fn bad_appends_get_kafka_codes() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let config = LogConfig { max_message_bytes: 200, message_timestamp_after_max_ms: 1000, ..small_config() };
+        let config = LogConfig {
+            max_message_bytes: 200,
+            message_timestamp_after_max_ms: 1000,
+            ..small_config()
+        };
         let log = open(&disk, config).await;
         let mut two = batch(0, 1, 0);
         two.extend_from_slice(&batch(1, 1, 0));
@@ -287,7 +456,11 @@ fn bad_appends_get_kafka_codes() {
             ("empty", BytesMut::new(), Err(ErrorCode::InvalidRecord)),
         ];
         for (name, records, want) in cases {
-            let got = log.append_as_leader(records, 0, AppendOrigin::Client, 0).await.map(|i| i.first_offset).map_err(|e| e.code);
+            let got = log
+                .append_as_leader(records, 0, AppendOrigin::Client, 0)
+                .await
+                .map(|i| i.first_offset)
+                .map_err(|e| e.code);
             assert_eq!(got, want, "{name}");
         }
         assert_eq!(log.log_end_offset().await, 1, "rejected appends write nothing");
@@ -299,23 +472,50 @@ fn a_failed_sync_takes_the_directory_offline() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
         let failure = LogDirFailureChannel::new();
-        let config = LogConfig { flush_messages: 1, ..small_config() };
-        let log = UnifiedLog::open(disk.clone(), Path::new(DIR), config, failure.clone(), 0).await.unwrap();
-        log.append_as_leader(batch(0, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
-        disk.set_faults(DiskFaults { sync_eio_probability: 1.0, ..DiskFaults::none() });
-        let err = log.append_as_leader(batch(1, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap_err();
+        let config = LogConfig {
+            flush_messages: 1,
+            ..small_config()
+        };
+        let log = UnifiedLog::open(disk.clone(), Path::new(DIR), config, failure.clone(), 0)
+            .await
+            .unwrap();
+        log.append_as_leader(batch(0, 1, 0), 0, AppendOrigin::Client, 0)
+            .await
+            .unwrap();
+        disk.set_faults(DiskFaults {
+            sync_eio_probability: 1.0,
+            ..DiskFaults::none()
+        });
+        let err = log
+            .append_as_leader(batch(1, 1, 0), 0, AppendOrigin::Client, 0)
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::KafkaStorageError);
         assert!(failure.is_offline());
         disk.set_faults(DiskFaults::none());
         for _ in 0..3 {
-            let err = log.append_as_leader(batch(2, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap_err();
-            assert_eq!(err.code, ErrorCode::KafkaStorageError, "no retry pretends the data is safe");
+            let err = log
+                .append_as_leader(batch(2, 1, 0), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap_err();
+            assert_eq!(
+                err.code,
+                ErrorCode::KafkaStorageError,
+                "no retry pretends the data is safe"
+            );
         }
-        assert_eq!(log.read(0, 100, None, true).await.unwrap_err().code, ErrorCode::KafkaStorageError);
+        assert_eq!(
+            log.read(0, 100, None, true).await.unwrap_err().code,
+            ErrorCode::KafkaStorageError
+        );
         drop(log);
         disk.crash(CrashKind::Machine);
         let log = open(&disk, small_config()).await;
-        assert_eq!(values(&read_all(&log).await), expected(0..1), "only the synced record survives");
+        assert_eq!(
+            values(&read_all(&log).await),
+            expected(0..1),
+            "only the synced record survives"
+        );
     })
 }
 
@@ -324,9 +524,17 @@ fn a_full_disk_is_a_storage_error() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
         let log = open(&disk, small_config()).await;
-        log.append_as_leader(batch(0, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
-        disk.set_faults(DiskFaults { capacity_bytes: 100, ..DiskFaults::none() });
-        let err = log.append_as_leader(batch(1, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap_err();
+        log.append_as_leader(batch(0, 1, 0), 0, AppendOrigin::Client, 0)
+            .await
+            .unwrap();
+        disk.set_faults(DiskFaults {
+            capacity_bytes: 100,
+            ..DiskFaults::none()
+        });
+        let err = log
+            .append_as_leader(batch(1, 1, 0), 0, AppendOrigin::Client, 0)
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::KafkaStorageError);
     })
 }
@@ -335,11 +543,24 @@ fn a_full_disk_is_a_storage_error() {
 fn durable_mode_acknowledges_only_synced_data() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let log = Arc::new(open(&disk, LogConfig { flush_messages: 1, ..small_config() }).await);
+        let log = Arc::new(
+            open(
+                &disk,
+                LogConfig {
+                    flush_messages: 1,
+                    ..small_config()
+                },
+            )
+            .await,
+        );
         let mut tasks = Vec::new();
         for i in 0..8 {
             let log = log.clone();
-            tasks.push(tokio::spawn(async move { log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap() }));
+            tasks.push(tokio::spawn(async move {
+                log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0)
+                    .await
+                    .unwrap()
+            }));
         }
         for task in tasks {
             task.await.unwrap();
@@ -358,9 +579,18 @@ fn durable_mode_acknowledges_only_synced_data() {
 fn page_cache_mode_loses_only_unsynced_data_on_power_loss() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let log = open(&disk, LogConfig { flush_messages: 4, ..small_config() }).await;
+        let log = open(
+            &disk,
+            LogConfig {
+                flush_messages: 4,
+                ..small_config()
+            },
+        )
+        .await;
         for i in 0..6 {
-            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap();
         }
         assert_eq!(log.flushed_offset(), 4);
         drop(log);
@@ -368,12 +598,18 @@ fn page_cache_mode_loses_only_unsynced_data_on_power_loss() {
         let log = open(&disk, small_config()).await;
         assert_eq!(read_all(&log).await.len(), 6, "kill -9 keeps the page cache");
         for i in 6..9 {
-            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap();
         }
         drop(log);
         disk.crash(CrashKind::Machine);
         let log = open(&disk, small_config()).await;
-        assert_eq!(values(&read_all(&log).await), expected(0..6), "opening synced what recovery kept; the rest was lost");
+        assert_eq!(
+            values(&read_all(&log).await),
+            expected(0..6),
+            "opening synced what recovery kept; the rest was lost"
+        );
     })
 }
 
@@ -381,10 +617,15 @@ fn page_cache_mode_loses_only_unsynced_data_on_power_loss() {
 fn clean_reopen_reads_only_the_active_segment() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let config = LogConfig { segment_bytes: 200, ..small_config() };
+        let config = LogConfig {
+            segment_bytes: 200,
+            ..small_config()
+        };
         let log = open(&disk, config.clone()).await;
         for i in 0..100 {
-            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap();
         }
         let segments = log.segment_base_offsets().await.len();
         assert!(segments > 30);
@@ -395,7 +636,10 @@ fn clean_reopen_reads_only_the_active_segment() {
         let reads = disk.stats().reads - before.reads;
         let bytes = disk.stats().bytes_read - before.bytes_read;
         assert!(reads <= 4, "{reads} reads to open {segments} segments");
-        assert!(bytes < 200 + 128, "{bytes} bytes read: the two index files, the checkpoint and the log after the last index entry");
+        assert!(
+            bytes < 200 + 128,
+            "{bytes} bytes read: the two index files, the checkpoint and the log after the last index entry"
+        );
         assert_eq!(log.log_end_offset().await, 100);
         assert_eq!(values(&read_all(&log).await), expected(0..100));
     })
@@ -405,10 +649,16 @@ fn clean_reopen_reads_only_the_active_segment() {
 fn clean_reopen_does_not_scan_the_active_segment() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let config = LogConfig { segment_bytes: 1 << 20, index_interval_bytes: 1024, ..small_config() };
+        let config = LogConfig {
+            segment_bytes: 1 << 20,
+            index_interval_bytes: 1024,
+            ..small_config()
+        };
         let log = open(&disk, config.clone()).await;
         for i in 0..2000 {
-            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap();
         }
         let size = log.size_bytes().await;
         log.close(0).await.unwrap();
@@ -420,12 +670,17 @@ fn clean_reopen_does_not_scan_the_active_segment() {
         assert_eq!(log.log_end_offset().await, 2000);
         // After a crash that lost nothing past the recovery point, the same holds; after one
         // that left data past it, recovery scans.
-        log.append_as_leader(batch(2000, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+        log.append_as_leader(batch(2000, 1, 0), 0, AppendOrigin::Client, 0)
+            .await
+            .unwrap();
         drop(log);
         disk.crash(CrashKind::Process);
         let before = disk.stats().bytes_read;
         let log = open(&disk, config).await;
-        assert!(disk.stats().bytes_read - before >= size, "a crash with unsynced data recovers the segment");
+        assert!(
+            disk.stats().bytes_read - before >= size,
+            "a crash with unsynced data recovers the segment"
+        );
         assert_eq!(values(&read_all(&log).await), expected(0..2001));
     })
 }
@@ -434,10 +689,16 @@ fn clean_reopen_does_not_scan_the_active_segment() {
 fn open_files_are_bounded() {
     run(async {
         let disk = SimStorage::new(1, DiskFaults::none());
-        let config = LogConfig { segment_bytes: 200, segment_files_open_max: 3, ..small_config() };
+        let config = LogConfig {
+            segment_bytes: 200,
+            segment_files_open_max: 3,
+            ..small_config()
+        };
         let log = open(&disk, config).await;
         for i in 0..60 {
-            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+            log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0)
+                .await
+                .unwrap();
         }
         assert_eq!(values(&read_all(&log).await), expected(0..60));
         assert!(log.open_file_count().await <= 4, "{}", log.open_file_count().await);
@@ -449,10 +710,16 @@ fn missing_and_corrupt_indexes_are_rebuilt() {
     for damage in ["remove", "garbage", "truncate"] {
         run(async {
             let disk = SimStorage::new(1, DiskFaults::none());
-            let config = LogConfig { segment_bytes: 400, index_interval_bytes: 1, ..small_config() };
+            let config = LogConfig {
+                segment_bytes: 400,
+                index_interval_bytes: 1,
+                ..small_config()
+            };
             let log = open(&disk, config.clone()).await;
             for i in 0..30 {
-                log.append_as_leader(batch(i, 1, i as i64), 0, AppendOrigin::Client, 0).await.unwrap();
+                log.append_as_leader(batch(i, 1, i as i64), 0, AppendOrigin::Client, 0)
+                    .await
+                    .unwrap();
             }
             log.close(0).await.unwrap();
             drop(log);
@@ -472,9 +739,16 @@ fn missing_and_corrupt_indexes_are_rebuilt() {
             let log = open(&disk, config).await;
             for offset in 0..30 {
                 let info = log.read(offset, 1, None, true).await.unwrap();
-                assert!(info.batches[0].base_offset <= offset && offset <= info.batches[0].last_offset(), "{damage}: {offset}");
+                assert!(
+                    info.batches[0].base_offset <= offset && offset <= info.batches[0].last_offset(),
+                    "{damage}: {offset}"
+                );
             }
-            assert_eq!(log.fetch_offset_by_timestamp(3).await.unwrap(), Some((3, 3)), "{damage}");
+            assert_eq!(
+                log.fetch_offset_by_timestamp(3).await.unwrap(),
+                Some((3, 3)),
+                "{damage}"
+            );
         })
     }
 }
@@ -483,11 +757,24 @@ fn missing_and_corrupt_indexes_are_rebuilt() {
 fn disk_faults_are_deterministic_per_seed() {
     fn trace(seed: u64) -> u64 {
         run(async move {
-            let faults = DiskFaults { torn_write_probability: 0.5, slow_probability: 0.3, ..DiskFaults::none() };
+            let faults = DiskFaults {
+                torn_write_probability: 0.5,
+                slow_probability: 0.3,
+                ..DiskFaults::none()
+            };
             let disk = SimStorage::new(seed, faults);
-            let log = open(&disk, LogConfig { flush_messages: 3, ..small_config() }).await;
+            let log = open(
+                &disk,
+                LogConfig {
+                    flush_messages: 3,
+                    ..small_config()
+                },
+            )
+            .await;
             for i in 0..20 {
-                log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0).await.unwrap();
+                log.append_as_leader(batch(i, 1, 0), 0, AppendOrigin::Client, 0)
+                    .await
+                    .unwrap();
             }
             drop(log);
             disk.crash(CrashKind::Machine);

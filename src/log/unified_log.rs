@@ -24,7 +24,8 @@ use crate::config::LogConfig;
 use crate::error::{ErrorCode, KafkaError, KafkaResult};
 use crate::io::{Storage, StorageFile};
 use crate::record::{
-    self, crc_matches, AppendOrigin, BatchFrames, BatchHeader, Records, TimestampType, ValidationLimits, RECORD_BATCH_OVERHEAD,
+    self, crc_matches, AppendOrigin, BatchFrames, BatchHeader, Records, TimestampType, ValidationLimits,
+    RECORD_BATCH_OVERHEAD,
 };
 
 /// Kafka's LogDirFailureChannel: the shared flag that takes a whole log directory offline
@@ -125,7 +126,9 @@ impl<S: Storage> UnifiedLog<S> {
         failure: Arc<LogDirFailureChannel>,
         now_ms: i64,
     ) -> io::Result<UnifiedLog<S>> {
-        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let log = UnifiedLog::load(storage, dir, config, failure.clone(), now_ms).await;
         if let Err(e) = &log {
             failure.mark_offline(format!("opening {}: {e}", dir.display()));
@@ -185,7 +188,11 @@ impl<S: Storage> UnifiedLog<S> {
         }
         let first_base = *segments.keys().next().expect("at least one segment");
         let recovery_point = checkpoint.map(|c| c.recovery_point).unwrap_or(first_base);
-        let recover_from = segments.range(..=recovery_point).next_back().map(|(&b, _)| b).unwrap_or(first_base);
+        let recover_from = segments
+            .range(..=recovery_point)
+            .next_back()
+            .map(|(&b, _)| b)
+            .unwrap_or(first_base);
         let clean = match checkpoint {
             Some(c) => clean_shutdown_end(&storage, &config, &mut segments, c.recovery_point).await?,
             None => None,
@@ -249,7 +256,12 @@ impl<S: Storage> UnifiedLog<S> {
         let mut state = self.state.lock().await;
         self.check_online()?;
         let bytes = records.len() as u64;
-        let active_size = state.segments.values().next_back().expect("a log has an active segment").size;
+        let active_size = state
+            .segments
+            .values()
+            .next_back()
+            .expect("a log has an active segment")
+            .size;
         if self.must_roll(&mut state, active_size, bytes, now_ms).await? {
             self.roll(&mut state, now_ms).await.map_err(|e| self.fail("roll", e))?;
         }
@@ -267,7 +279,10 @@ impl<S: Storage> UnifiedLog<S> {
             record::set_partition_leader_epoch(batch, leader_epoch);
             let batch_max = match self.config.message_timestamp_type {
                 TimestampType::LogAppendTime => (now_ms, next_offset),
-                TimestampType::CreateTime => (summary.max_timestamp, next_offset + summary.offset_delta_of_max_timestamp as i64),
+                TimestampType::CreateTime => (
+                    summary.max_timestamp,
+                    next_offset + summary.offset_delta_of_max_timestamp as i64,
+                ),
             };
             record::set_max_timestamp(batch, self.config.message_timestamp_type, batch_max.0);
             if batch_max.0 > max_timestamp.0 {
@@ -279,15 +294,25 @@ impl<S: Storage> UnifiedLog<S> {
         }
         let records = records.freeze();
         let records_count = next_offset - first_offset;
-        let segment = state.segments.values_mut().next_back().expect("a log has an active segment");
+        let segment = state
+            .segments
+            .values_mut()
+            .next_back()
+            .expect("a log has an active segment");
         let segment_base_offset = segment.base_offset;
-        let position = segment.append(&self.storage, records, &batches, &self.config).await.map_err(|e| self.fail("append", e))?;
+        let position = segment
+            .append(&self.storage, records, &batches, &self.config)
+            .await
+            .map_err(|e| self.fail("append", e))?;
         state.log_end_offset = next_offset;
         state.messages_since_flush += records_count;
         let flush_now = !self.config.durable()
-            && (state.messages_since_flush >= self.config.flush_messages || now_ms - state.last_flush_ms >= self.config.flush_ms);
+            && (state.messages_since_flush >= self.config.flush_messages
+                || now_ms - state.last_flush_ms >= self.config.flush_ms);
         if flush_now {
-            self.flush_locked(&mut state, now_ms).await.map_err(|e| self.fail("flush", e))?;
+            self.flush_locked(&mut state, now_ms)
+                .await
+                .map_err(|e| self.fail("flush", e))?;
         }
         self.check_invariants(&state);
         drop(state);
@@ -319,7 +344,8 @@ impl<S: Storage> UnifiedLog<S> {
     ) -> KafkaResult<LogReadInfo<S::File>> {
         self.check_online()?;
         let mut state = self.state.lock().await;
-        let (log_start_offset, high_watermark, log_end_offset) = (state.log_start_offset, state.high_watermark, state.log_end_offset);
+        let (log_start_offset, high_watermark, log_end_offset) =
+            (state.log_start_offset, state.high_watermark, state.log_end_offset);
         if fetch_offset < log_start_offset || fetch_offset > log_end_offset {
             return Err(KafkaError::new(
                 ErrorCode::OffsetOutOfRange,
@@ -340,12 +366,20 @@ impl<S: Storage> UnifiedLog<S> {
         if fetch_offset >= upper {
             return Ok(info);
         }
-        let start = state.segments.range(..=fetch_offset).next_back().map(|(&b, _)| b).expect("the first segment starts at or below the log start offset");
+        let start = state
+            .segments
+            .range(..=fetch_offset)
+            .next_back()
+            .map(|(&b, _)| b)
+            .expect("the first segment starts at or below the log start offset");
         let bases: Vec<i64> = state.segments.range(start..).map(|(&b, _)| b).collect();
         for base in bases {
             self.touch(&mut state, base);
             let segment = state.segments.get_mut(&base).expect("listed above");
-            let found = segment.find_batch(&self.storage, &self.config, fetch_offset).await.map_err(|e| self.fail("read", e))?;
+            let found = segment
+                .find_batch(&self.storage, &self.config, fetch_offset)
+                .await
+                .map_err(|e| self.fail("read", e))?;
             let (position, header) = match found {
                 Found::Batch(position, header) => (position, header),
                 Found::End => continue,
@@ -357,7 +391,12 @@ impl<S: Storage> UnifiedLog<S> {
             }
             let file = segment.file(&self.storage).await.map_err(|e| self.fail("read", e))?;
             let bytes = file.read_at(position, want).await.map_err(|e| self.fail("read", e))?;
-            let segment_end = state.segments.range(base + 1..).next().map(|(&b, _)| b).unwrap_or(log_end_offset);
+            let segment_end = state
+                .segments
+                .range(base + 1..)
+                .next()
+                .map(|(&b, _)| b)
+                .unwrap_or(log_end_offset);
             let mut end = 0;
             let mut expected = header.base_offset;
             for (at, header, batch) in BatchFrames::new(&bytes) {
@@ -376,7 +415,10 @@ impl<S: Storage> UnifiedLog<S> {
                     if info.batches.is_empty() {
                         return Err(KafkaError::new(
                             ErrorCode::CorruptMessage,
-                            format!("batch at offset {} in segment {base} has a bad CRC32C", header.base_offset),
+                            format!(
+                                "batch at offset {} in segment {base} has a bad CRC32C",
+                                header.base_offset
+                            ),
                         ));
                     }
                     break;
@@ -406,23 +448,38 @@ impl<S: Storage> UnifiedLog<S> {
         for base in bases {
             self.touch(&mut state, base);
             let segment = state.segments.get_mut(&base).expect("listed above");
-            let indexes = segment.indexes(&self.storage, &self.config).await.map_err(|e| self.fail("read", e))?;
+            let indexes = segment
+                .indexes(&self.storage, &self.config)
+                .await
+                .map_err(|e| self.fail("read", e))?;
             if indexes.max_timestamp < timestamp || indexes.next_offset <= log_start_offset {
                 continue;
             }
             let from = (base + indexes.times.lookup(timestamp) as i64).max(log_start_offset);
-            let mut position = match segment.find_batch(&self.storage, &self.config, from).await.map_err(|e| self.fail("read", e))? {
+            let mut position = match segment
+                .find_batch(&self.storage, &self.config, from)
+                .await
+                .map_err(|e| self.fail("read", e))?
+            {
                 Found::Batch(position, _) => position,
                 Found::End => continue,
                 Found::Corrupt(position) => return Err(corrupt(base, position)),
             };
             let file = segment.file(&self.storage).await.map_err(|e| self.fail("read", e))?;
             while position < segment.size {
-                let head = file.read_at(position, RECORD_BATCH_OVERHEAD).await.map_err(|e| self.fail("read", e))?;
+                let head = file
+                    .read_at(position, RECORD_BATCH_OVERHEAD)
+                    .await
+                    .map_err(|e| self.fail("read", e))?;
                 let header = BatchHeader::parse(&head).map_err(|_| corrupt(base, position))?;
                 if header.max_timestamp >= timestamp && header.last_offset() >= log_start_offset {
-                    let batch = file.read_at(position, header.size()).await.map_err(|e| self.fail("read", e))?;
-                    if let Some(found) = first_record_at_or_after(&batch, timestamp, log_start_offset, &self.config, &mut scratch)? {
+                    let batch = file
+                        .read_at(position, header.size())
+                        .await
+                        .map_err(|e| self.fail("read", e))?;
+                    if let Some(found) =
+                        first_record_at_or_after(&batch, timestamp, log_start_offset, &self.config, &mut scratch)?
+                    {
                         return Ok(Some(found));
                     }
                 }
@@ -448,12 +505,17 @@ impl<S: Storage> UnifiedLog<S> {
         if offset > state.high_watermark || offset < 0 {
             return Err(KafkaError::new(
                 ErrorCode::OffsetOutOfRange,
-                format!("cannot delete records before {offset}: the high watermark is {}", state.high_watermark),
+                format!(
+                    "cannot delete records before {offset}: the high watermark is {}",
+                    state.high_watermark
+                ),
             ));
         }
         if offset > state.log_start_offset {
             state.log_start_offset = offset;
-            self.write_checkpoint(&state).await.map_err(|e| self.fail("checkpoint", e))?;
+            self.write_checkpoint(&state)
+                .await
+                .map_err(|e| self.fail("checkpoint", e))?;
         }
         self.delete_segments_below_start(&mut state, now_ms).await?;
         self.check_invariants(&state);
@@ -476,7 +538,11 @@ impl<S: Storage> UnifiedLog<S> {
             }
             let segment = state.segments.get_mut(&base).expect("listed");
             let size = segment.size as i64;
-            let max_timestamp = segment.indexes(&self.storage, &self.config).await.map_err(|e| self.fail("retention", e))?.max_timestamp;
+            let max_timestamp = segment
+                .indexes(&self.storage, &self.config)
+                .await
+                .map_err(|e| self.fail("retention", e))?
+                .max_timestamp;
             let by_time = self.config.retention_ms >= 0 && now_ms - max_timestamp > self.config.retention_ms;
             let by_size = self.config.retention_bytes >= 0 && total - size >= self.config.retention_bytes;
             if !by_time && !by_size {
@@ -485,11 +551,15 @@ impl<S: Storage> UnifiedLog<S> {
             total -= size;
             new_start = Some(next_base);
         }
-        let Some(new_start) = new_start else { return Ok(0) };
+        let Some(new_start) = new_start else {
+            return Ok(0);
+        };
         let before = state.segments.len();
         if new_start > state.log_start_offset {
             state.log_start_offset = new_start;
-            self.write_checkpoint(&state).await.map_err(|e| self.fail("checkpoint", e))?;
+            self.write_checkpoint(&state)
+                .await
+                .map_err(|e| self.fail("checkpoint", e))?;
         }
         self.delete_segments_below_start(&mut state, now_ms).await?;
         self.check_invariants(&state);
@@ -504,32 +574,55 @@ impl<S: Storage> UnifiedLog<S> {
             return Ok(());
         }
         if offset < state.log_start_offset {
-            return Err(KafkaError::new(ErrorCode::OffsetOutOfRange, format!("cannot truncate below the log start offset to {offset}")));
+            return Err(KafkaError::new(
+                ErrorCode::OffsetOutOfRange,
+                format!("cannot truncate below the log start offset to {offset}"),
+            ));
         }
         self.truncations.fetch_add(1, Ordering::AcqRel);
-        let doomed: Vec<i64> = state.segments.range((Bound::Excluded(offset), Bound::Unbounded)).map(|(&b, _)| b).collect();
+        let doomed: Vec<i64> = state
+            .segments
+            .range((Bound::Excluded(offset), Bound::Unbounded))
+            .map(|(&b, _)| b)
+            .collect();
         let first = *state.segments.keys().next().expect("a log has segments");
         for base in doomed {
             if base == first {
                 break;
             }
             let segment = state.segments.remove(&base).expect("listed");
-            segment.delete(&self.storage).await.map_err(|e| self.fail("truncate", e))?;
+            segment
+                .delete(&self.storage)
+                .await
+                .map_err(|e| self.fail("truncate", e))?;
         }
         let log_start_offset = state.log_start_offset;
         let segment = state.segments.values_mut().next_back().expect("a log has segments");
-        let end = segment.truncate_to(&self.storage, &self.config, offset).await.map_err(|e| self.fail("truncate", e))?;
+        let end = segment
+            .truncate_to(&self.storage, &self.config, offset)
+            .await
+            .map_err(|e| self.fail("truncate", e))?;
         if end < log_start_offset {
             // The batch holding the log start offset went: nothing readable is left.
-            return self.truncate_fully_and_start_at_locked(&mut state, log_start_offset).await;
+            return self
+                .truncate_fully_and_start_at_locked(&mut state, log_start_offset)
+                .await;
         }
-        segment.flush(&self.storage).await.map_err(|e| self.fail("truncate", e))?;
-        self.storage.sync_dir(&self.dir).await.map_err(|e| self.fail("truncate", e))?;
+        segment
+            .flush(&self.storage)
+            .await
+            .map_err(|e| self.fail("truncate", e))?;
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(|e| self.fail("truncate", e))?;
         state.log_end_offset = end;
         state.high_watermark = state.high_watermark.min(end);
         state.recovery_point = state.recovery_point.min(end);
         self.flushed_offset.fetch_min(end, Ordering::AcqRel);
-        self.write_checkpoint(&state).await.map_err(|e| self.fail("checkpoint", e))?;
+        self.write_checkpoint(&state)
+            .await
+            .map_err(|e| self.fail("checkpoint", e))?;
         self.check_invariants(&state);
         Ok(())
     }
@@ -547,17 +640,27 @@ impl<S: Storage> UnifiedLog<S> {
         self.truncations.fetch_add(1, Ordering::AcqRel);
         let segments = std::mem::take(&mut state.segments);
         for segment in segments.into_values() {
-            segment.delete(&self.storage).await.map_err(|e| self.fail("truncate", e))?;
+            segment
+                .delete(&self.storage)
+                .await
+                .map_err(|e| self.fail("truncate", e))?;
         }
-        let segment = LogSegment::create(&self.storage, &self.dir, offset).await.map_err(|e| self.fail("truncate", e))?;
-        self.storage.sync_dir(&self.dir).await.map_err(|e| self.fail("truncate", e))?;
+        let segment = LogSegment::create(&self.storage, &self.dir, offset)
+            .await
+            .map_err(|e| self.fail("truncate", e))?;
+        self.storage
+            .sync_dir(&self.dir)
+            .await
+            .map_err(|e| self.fail("truncate", e))?;
         state.segments.insert(offset, segment);
         state.log_start_offset = offset;
         state.log_end_offset = offset;
         state.high_watermark = offset;
         state.recovery_point = offset;
         self.flushed_offset.store(offset, Ordering::Release);
-        self.write_checkpoint(state).await.map_err(|e| self.fail("checkpoint", e))?;
+        self.write_checkpoint(state)
+            .await
+            .map_err(|e| self.fail("checkpoint", e))?;
         self.check_invariants(state);
         Ok(())
     }
@@ -567,7 +670,9 @@ impl<S: Storage> UnifiedLog<S> {
         self.check_online()?;
         let mut state = self.state.lock().await;
         if now_ms - state.last_flush_ms >= self.config.flush_ms && state.recovery_point < state.log_end_offset {
-            self.flush_locked(&mut state, now_ms).await.map_err(|e| self.fail("flush", e))?;
+            self.flush_locked(&mut state, now_ms)
+                .await
+                .map_err(|e| self.fail("flush", e))?;
         }
         Ok(())
     }
@@ -576,7 +681,9 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn flush(&self, now_ms: i64) -> KafkaResult<()> {
         self.check_online()?;
         let mut state = self.state.lock().await;
-        self.flush_locked(&mut state, now_ms).await.map_err(|e| self.fail("flush", e))
+        self.flush_locked(&mut state, now_ms)
+            .await
+            .map_err(|e| self.fail("flush", e))
     }
 
     /// Rolls the active segment now (if it holds anything).
@@ -595,8 +702,12 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn close(&self, now_ms: i64) -> KafkaResult<()> {
         self.check_online()?;
         let mut state = self.state.lock().await;
-        self.flush_locked(&mut state, now_ms).await.map_err(|e| self.fail("flush", e))?;
-        self.write_checkpoint(&state).await.map_err(|e| self.fail("checkpoint", e))
+        self.flush_locked(&mut state, now_ms)
+            .await
+            .map_err(|e| self.fail("flush", e))?;
+        self.write_checkpoint(&state)
+            .await
+            .map_err(|e| self.fail("checkpoint", e))
     }
 
     pub async fn log_start_offset(&self) -> i64 {
@@ -629,11 +740,24 @@ impl<S: Storage> UnifiedLog<S> {
     }
 
     pub async fn open_file_count(&self) -> usize {
-        self.state.lock().await.segments.values().filter(|s| s.is_file_open()).count()
+        self.state
+            .lock()
+            .await
+            .segments
+            .values()
+            .filter(|s| s.is_file_open())
+            .count()
     }
 
-    fn validate(&self, records: &[u8], origin: AppendOrigin, now_ms: i64) -> KafkaResult<Vec<(usize, record::BatchSummary)>> {
-        let limits = ValidationLimits { decompressed_bytes_max: self.config.decompressed_bytes_max };
+    fn validate(
+        &self,
+        records: &[u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> KafkaResult<Vec<(usize, record::BatchSummary)>> {
+        let limits = ValidationLimits {
+            decompressed_bytes_max: self.config.decompressed_bytes_max,
+        };
         let mut frames = BatchFrames::new(records);
         let mut summaries = Vec::new();
         let mut scratch = Vec::new();
@@ -641,7 +765,11 @@ impl<S: Storage> UnifiedLog<S> {
             if header.size() as u64 > self.config.max_message_bytes {
                 return Err(KafkaError::new(
                     ErrorCode::MessageTooLarge,
-                    format!("batch of {} bytes is larger than max.message.bytes {}", header.size(), self.config.max_message_bytes),
+                    format!(
+                        "batch of {} bytes is larger than max.message.bytes {}",
+                        header.size(),
+                        self.config.max_message_bytes
+                    ),
                 ));
             }
             let summary = record::validate_batch(batch, origin, &limits, &mut scratch)?;
@@ -652,16 +780,28 @@ impl<S: Storage> UnifiedLog<S> {
         }
         let (end, stop) = frames.rest();
         if stop.is_some() || end != records.len() {
-            return Err(KafkaError::new(ErrorCode::CorruptMessage, format!("records end in {} bytes that are not a whole batch", records.len() - end)));
+            return Err(KafkaError::new(
+                ErrorCode::CorruptMessage,
+                format!(
+                    "records end in {} bytes that are not a whole batch",
+                    records.len() - end
+                ),
+            ));
         }
         if summaries.is_empty() {
             return Err(KafkaError::new(ErrorCode::InvalidRecord, "no record batch to append"));
         }
         if origin == AppendOrigin::Client && summaries.len() != 1 {
-            return Err(KafkaError::new(ErrorCode::InvalidRecord, "a produce request holds exactly one record batch per partition"));
+            return Err(KafkaError::new(
+                ErrorCode::InvalidRecord,
+                "a produce request holds exactly one record batch per partition",
+            ));
         }
         if records.len() as u64 > self.config.segment_bytes {
-            return Err(KafkaError::new(ErrorCode::RecordListTooLarge, "the batches are larger than segment.bytes"));
+            return Err(KafkaError::new(
+                ErrorCode::RecordListTooLarge,
+                "the batches are larger than segment.bytes",
+            ));
         }
         Ok(summaries)
     }
@@ -670,18 +810,32 @@ impl<S: Storage> UnifiedLog<S> {
         let too_old = now_ms.saturating_sub(timestamp) > self.config.message_timestamp_before_max_ms;
         let too_new = timestamp.saturating_sub(now_ms) > self.config.message_timestamp_after_max_ms;
         if too_old || too_new {
-            return Err(KafkaError::new(ErrorCode::InvalidTimestamp, format!("timestamp {timestamp} is out of range at {now_ms}")));
+            return Err(KafkaError::new(
+                ErrorCode::InvalidTimestamp,
+                format!("timestamp {timestamp} is out of range at {now_ms}"),
+            ));
         }
         Ok(())
     }
 
-    async fn must_roll(&self, state: &mut LogState<S>, active_size: u64, incoming: u64, now_ms: i64) -> KafkaResult<bool> {
+    async fn must_roll(
+        &self,
+        state: &mut LogState<S>,
+        active_size: u64,
+        incoming: u64,
+        now_ms: i64,
+    ) -> KafkaResult<bool> {
         if active_size == 0 {
             return Ok(false);
         }
         let segment = state.segments.values_mut().next_back().expect("a log has segments");
-        let indexes = segment.indexes(&self.storage, &self.config).await.map_err(|e| self.fail("roll", e))?;
-        let aged = indexes.first_batch_timestamp.is_some_and(|t| now_ms - t >= self.config.segment_ms);
+        let indexes = segment
+            .indexes(&self.storage, &self.config)
+            .await
+            .map_err(|e| self.fail("roll", e))?;
+        let aged = indexes
+            .first_batch_timestamp
+            .is_some_and(|t| now_ms - t >= self.config.segment_ms);
         Ok(active_size + incoming > self.config.segment_bytes || indexes.is_full(&self.config) || aged)
     }
 
@@ -702,7 +856,12 @@ impl<S: Storage> UnifiedLog<S> {
 
     /// Syncs every segment from the recovery point on, with its indexes.
     async fn flush_locked(&self, state: &mut LogState<S>, now_ms: i64) -> io::Result<()> {
-        let from = state.segments.range(..=state.recovery_point).next_back().map(|(&b, _)| b).unwrap_or(i64::MIN);
+        let from = state
+            .segments
+            .range(..=state.recovery_point)
+            .next_back()
+            .map(|(&b, _)| b)
+            .unwrap_or(i64::MIN);
         for segment in state.segments.range_mut(from..).map(|(_, s)| s) {
             segment.flush(&self.storage).await?;
         }
@@ -747,17 +906,26 @@ impl<S: Storage> UnifiedLog<S> {
                 break;
             }
             let segment = state.segments.remove(&pair[0]).expect("listed");
-            segment.delete(&self.storage).await.map_err(|e| self.fail("delete segment", e))?;
+            segment
+                .delete(&self.storage)
+                .await
+                .map_err(|e| self.fail("delete segment", e))?;
             deleted = true;
         }
         if deleted {
-            self.storage.sync_dir(&self.dir).await.map_err(|e| self.fail("delete segment", e))?;
+            self.storage
+                .sync_dir(&self.dir)
+                .await
+                .map_err(|e| self.fail("delete segment", e))?;
         }
         Ok(())
     }
 
     async fn write_checkpoint(&self, state: &LogState<S>) -> io::Result<()> {
-        let checkpoint = LogCheckpoint { log_start_offset: state.log_start_offset, recovery_point: state.recovery_point };
+        let checkpoint = LogCheckpoint {
+            log_start_offset: state.log_start_offset,
+            recovery_point: state.recovery_point,
+        };
         checkpoint.write(&self.storage, &self.dir).await
     }
 
@@ -789,7 +957,10 @@ impl<S: Storage> UnifiedLog<S> {
         if self.failure.is_offline() {
             return Err(KafkaError::new(
                 ErrorCode::KafkaStorageError,
-                format!("log directory is offline: {}", self.failure.reason().unwrap_or_default()),
+                format!(
+                    "log directory is offline: {}",
+                    self.failure.reason().unwrap_or_default()
+                ),
             ));
         }
         Ok(())
@@ -802,13 +973,40 @@ impl<S: Storage> UnifiedLog<S> {
     }
 
     fn check_invariants(&self, state: &LogState<S>) {
-        assert!(state.log_start_offset <= state.high_watermark, "log_start_offset {} > high_watermark {}", state.log_start_offset, state.high_watermark);
-        assert!(state.high_watermark <= state.log_end_offset, "high_watermark {} > log_end_offset {}", state.high_watermark, state.log_end_offset);
-        assert!(state.recovery_point <= state.log_end_offset, "recovery_point {} > log_end_offset {}", state.recovery_point, state.log_end_offset);
+        assert!(
+            state.log_start_offset <= state.high_watermark,
+            "log_start_offset {} > high_watermark {}",
+            state.log_start_offset,
+            state.high_watermark
+        );
+        assert!(
+            state.high_watermark <= state.log_end_offset,
+            "high_watermark {} > log_end_offset {}",
+            state.high_watermark,
+            state.log_end_offset
+        );
+        assert!(
+            state.recovery_point <= state.log_end_offset,
+            "recovery_point {} > log_end_offset {}",
+            state.recovery_point,
+            state.log_end_offset
+        );
         let first = *state.segments.keys().next().expect("a log has at least one segment");
-        let active = *state.segments.keys().next_back().expect("a log has at least one segment");
-        assert!(first <= state.log_start_offset, "first segment {first} starts after log_start_offset {}", state.log_start_offset);
-        assert!(active <= state.log_end_offset, "active segment {active} starts after log_end_offset {}", state.log_end_offset);
+        let active = *state
+            .segments
+            .keys()
+            .next_back()
+            .expect("a log has at least one segment");
+        assert!(
+            first <= state.log_start_offset,
+            "first segment {first} starts after log_start_offset {}",
+            state.log_start_offset
+        );
+        assert!(
+            active <= state.log_end_offset,
+            "active segment {active} starts after log_end_offset {}",
+            state.log_end_offset
+        );
     }
 }
 
@@ -831,7 +1029,12 @@ async fn clean_shutdown_end<S: Storage>(
 }
 
 /// Recovers the segments from `from` on; returns the log end offset.
-async fn recover_segments<S: Storage>(storage: &S, config: &LogConfig, segments: &mut BTreeMap<i64, LogSegment<S>>, from: i64) -> io::Result<i64> {
+async fn recover_segments<S: Storage>(
+    storage: &S,
+    config: &LogConfig,
+    segments: &mut BTreeMap<i64, LogSegment<S>>,
+    from: i64,
+) -> io::Result<i64> {
     let bases: Vec<i64> = segments.range(from..).map(|(&b, _)| b).collect();
     let mut end = None;
     for (i, &base) in bases.iter().enumerate() {
@@ -868,13 +1071,19 @@ fn first_record_at_or_after(
     config: &LogConfig,
     scratch: &mut Vec<u8>,
 ) -> KafkaResult<Option<(i64, i64)>> {
-    let limits = ValidationLimits { decompressed_bytes_max: config.decompressed_bytes_max };
+    let limits = ValidationLimits {
+        decompressed_bytes_max: config.decompressed_bytes_max,
+    };
     let summary = record::validate_batch(batch, AppendOrigin::Replication, &limits, scratch)?;
     let header = summary.header;
     if header.timestamp_type() == TimestampType::LogAppendTime {
         return Ok(Some((header.base_offset.max(log_start_offset), header.max_timestamp)));
     }
-    let records = if header.compression() == Some(record::Compression::None) { &batch[RECORD_BATCH_OVERHEAD..] } else { &scratch[..] };
+    let records = if header.compression() == Some(record::Compression::None) {
+        &batch[RECORD_BATCH_OVERHEAD..]
+    } else {
+        &scratch[..]
+    };
     let mut iter = Records::new(records, header.base_timestamp);
     while let Some(r) = iter.next_record()? {
         let offset = header.base_offset + r.offset_delta as i64;
@@ -886,5 +1095,8 @@ fn first_record_at_or_after(
 }
 
 fn corrupt(base: i64, position: u64) -> KafkaError {
-    KafkaError::new(ErrorCode::CorruptMessage, format!("no batch header at position {position} of segment {base}"))
+    KafkaError::new(
+        ErrorCode::CorruptMessage,
+        format!("no batch header at position {position} of segment {base}"),
+    )
 }

@@ -34,14 +34,20 @@ impl fmt::Debug for Uuid {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DecodeError {
     /// The frame ends before the field does.
-    Truncated { needed: usize, remaining: usize },
+    Truncated {
+        needed: usize,
+        remaining: usize,
+    },
     /// A length or count that cannot be right.
     BadLength(i64),
     BadVarint,
     BadUtf8,
     /// A null where the version does not allow one.
     UnexpectedNull(&'static str),
-    UnsupportedVersion { api_key: i16, version: i16 },
+    UnsupportedVersion {
+        api_key: i16,
+        version: i16,
+    },
     /// Bytes left over after the message.
     TrailingBytes(usize),
 }
@@ -67,9 +73,15 @@ impl std::error::Error for DecodeError {}
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EncodeError {
     /// A field set to a non-default value that the version cannot carry.
-    FieldNotInVersion { field: &'static str, version: i16 },
+    FieldNotInVersion {
+        field: &'static str,
+        version: i16,
+    },
     /// A null in a version where the field is not nullable.
-    NullNotAllowed { field: &'static str, version: i16 },
+    NullNotAllowed {
+        field: &'static str,
+        version: i16,
+    },
     TooLong(usize),
 }
 
@@ -128,7 +140,10 @@ impl Reader {
 
     fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
         if n > self.remaining() {
-            return Err(DecodeError::Truncated { needed: n, remaining: self.remaining() });
+            return Err(DecodeError::Truncated {
+                needed: n,
+                remaining: self.remaining(),
+            });
         }
         let start = self.position;
         self.position += n;
@@ -137,7 +152,10 @@ impl Reader {
 
     pub fn slice(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         if n > self.remaining() {
-            return Err(DecodeError::Truncated { needed: n, remaining: self.remaining() });
+            return Err(DecodeError::Truncated {
+                needed: n,
+                remaining: self.remaining(),
+            });
         }
         let start = self.position;
         self.position += n;
@@ -212,22 +230,30 @@ impl Reader {
     }
 
     pub fn read_nullable_string(&mut self, compact: bool) -> Result<Option<String>, DecodeError> {
-        let Some(n) = self.read_length(compact, false)? else { return Ok(None) };
+        let Some(n) = self.read_length(compact, false)? else {
+            return Ok(None);
+        };
         let bytes = self.take(n)?;
-        std::str::from_utf8(bytes).map(|s| Some(s.to_string())).map_err(|_| DecodeError::BadUtf8)
+        std::str::from_utf8(bytes)
+            .map(|s| Some(s.to_string()))
+            .map_err(|_| DecodeError::BadUtf8)
     }
 
     pub fn read_string(&mut self, compact: bool, field: &'static str) -> Result<String, DecodeError> {
-        self.read_nullable_string(compact)?.ok_or(DecodeError::UnexpectedNull(field))
+        self.read_nullable_string(compact)?
+            .ok_or(DecodeError::UnexpectedNull(field))
     }
 
     pub fn read_nullable_bytes(&mut self, compact: bool) -> Result<Option<Bytes>, DecodeError> {
-        let Some(n) = self.read_length(compact, true)? else { return Ok(None) };
+        let Some(n) = self.read_length(compact, true)? else {
+            return Ok(None);
+        };
         self.slice(n).map(Some)
     }
 
     pub fn read_bytes(&mut self, compact: bool, field: &'static str) -> Result<Bytes, DecodeError> {
-        self.read_nullable_bytes(compact)?.ok_or(DecodeError::UnexpectedNull(field))
+        self.read_nullable_bytes(compact)?
+            .ok_or(DecodeError::UnexpectedNull(field))
     }
 
     /// An array's element count; `None` for null. A count larger than the bytes left
@@ -242,7 +268,9 @@ impl Reader {
         compact: bool,
         mut element: impl FnMut(&mut Reader, usize) -> Result<T, DecodeError>,
     ) -> Result<Option<Vec<T>>, DecodeError> {
-        let Some(n) = self.read_array_len(compact)? else { return Ok(None) };
+        let Some(n) = self.read_array_len(compact)? else {
+            return Ok(None);
+        };
         let mut out = Vec::with_capacity(n.min(64));
         for i in 0..n {
             out.push(element(self, i)?);
@@ -256,7 +284,8 @@ impl Reader {
         field: &'static str,
         element: impl FnMut(&mut Reader, usize) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, DecodeError> {
-        self.read_nullable_array(compact, element)?.ok_or(DecodeError::UnexpectedNull(field))
+        self.read_nullable_array(compact, element)?
+            .ok_or(DecodeError::UnexpectedNull(field))
     }
 
     /// The tagged fields section of a flexible struct: (tag, data) in the order sent.
@@ -269,7 +298,10 @@ impl Reader {
         for _ in 0..n {
             let tag = self.read_uvarint()?;
             let size = self.read_uvarint()? as usize;
-            out.push(TaggedField { tag, data: self.slice(size)? });
+            out.push(TaggedField {
+                tag,
+                data: self.slice(size)?,
+            });
         }
         Ok(out)
     }
@@ -329,13 +361,20 @@ pub fn write_uuid(w: &mut BytesMut, u: &Uuid) {
 
 /// Writes a tagged fields section: the known fields (already encoded) and the unknown
 /// ones kept from decoding, in ascending tag order.
-pub fn write_tagged_fields(w: &mut BytesMut, known: Vec<TaggedField>, unknown: &[TaggedField]) -> Result<(), EncodeError> {
+pub fn write_tagged_fields(
+    w: &mut BytesMut,
+    known: Vec<TaggedField>,
+    unknown: &[TaggedField],
+) -> Result<(), EncodeError> {
     let mut all: Vec<&TaggedField> = known.iter().chain(unknown.iter()).collect();
     all.sort_by_key(|t| t.tag);
     write_uvarint(w, all.len() as u32);
     for field in all {
         write_uvarint(w, field.tag);
-        write_uvarint(w, u32::try_from(field.data.len()).map_err(|_| EncodeError::TooLong(field.data.len()))?);
+        write_uvarint(
+            w,
+            u32::try_from(field.data.len()).map_err(|_| EncodeError::TooLong(field.data.len()))?,
+        );
         w.put_slice(&field.data);
     }
     Ok(())
@@ -348,12 +387,12 @@ mod tests {
     #[test]
     fn lengths_are_checked_before_slicing() {
         let cases: [(&[u8], bool); 6] = [
-            (&[0x00, 0x05, b'a'], false),               // string of 5 with 1 byte
-            (&[0x7f, 0xff], false),                     // string of 32767 with none
-            (&[0xff, 0xff, 0xff, 0xff, 0x0f], true),    // compact length past u32
+            (&[0x00, 0x05, b'a'], false),                  // string of 5 with 1 byte
+            (&[0x7f, 0xff], false),                        // string of 32767 with none
+            (&[0xff, 0xff, 0xff, 0xff, 0x0f], true),       // compact length past u32
             (&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01], true), // varint too long
-            (&[0xff, 0xfe], false),                     // length -2
-            (&[0x10, b'a'], true),                      // compact length 15 with 1 byte
+            (&[0xff, 0xfe], false),                        // length -2
+            (&[0x10, b'a'], true),                         // compact length 15 with 1 byte
         ];
         for (bytes, compact) in cases {
             let mut r = Reader::new(Bytes::copy_from_slice(bytes));
@@ -385,8 +424,19 @@ mod tests {
     #[test]
     fn tagged_fields_are_sorted_and_kept() {
         let mut w = BytesMut::new();
-        let unknown = [TaggedField { tag: 7, data: Bytes::from_static(b"u") }];
-        write_tagged_fields(&mut w, vec![TaggedField { tag: 2, data: Bytes::from_static(b"kk") }], &unknown).unwrap();
+        let unknown = [TaggedField {
+            tag: 7,
+            data: Bytes::from_static(b"u"),
+        }];
+        write_tagged_fields(
+            &mut w,
+            vec![TaggedField {
+                tag: 2,
+                data: Bytes::from_static(b"kk"),
+            }],
+            &unknown,
+        )
+        .unwrap();
         assert_eq!(&w[..], &[2, 2, 2, b'k', b'k', 7, 1, b'u']);
         let mut r = Reader::new(w.freeze());
         let fields = r.read_tagged_fields().unwrap();

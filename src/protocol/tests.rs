@@ -17,10 +17,13 @@ fn check_round_trip<M: Message>() {
         for i in 0..VALUES_PER_VERSION {
             let value = M::random(&mut rng, version);
             let mut w = BytesMut::new();
-            value.encode(&mut w, version).unwrap_or_else(|e| panic!("{} v{version}: {e}", M::NAME));
+            value
+                .encode(&mut w, version)
+                .unwrap_or_else(|e| panic!("{} v{version}: {e}", M::NAME));
             let bytes = w.freeze();
             let mut r = Reader::new(bytes.clone());
-            let back = M::decode(&mut r, version).unwrap_or_else(|e| panic!("{} v{version}: {e} in {bytes:?}", M::NAME));
+            let back =
+                M::decode(&mut r, version).unwrap_or_else(|e| panic!("{} v{version}: {e} in {bytes:?}", M::NAME));
             r.expect_end().unwrap_or_else(|e| panic!("{} v{version}: {e}", M::NAME));
             assert_eq!(back, value, "{} v{version}", M::NAME);
             if i < 4 {
@@ -28,7 +31,11 @@ fn check_round_trip<M: Message>() {
                     let mut r = Reader::new(bytes.slice(..cut));
                     let partial = M::decode(&mut r, version);
                     // A prefix may decode only if what it dropped was trailing tagged data.
-                    assert!(partial.is_err() || r.remaining() == 0, "{} v{version} cut {cut}", M::NAME);
+                    assert!(
+                        partial.is_err() || r.remaining() == 0,
+                        "{} v{version} cut {cut}",
+                        M::NAME
+                    );
                 }
             }
         }
@@ -60,10 +67,16 @@ where
             let mut w = BytesMut::new();
             value.encode(&mut w, version).unwrap();
             let ours = w.freeze();
-            let theirs_value = K::decode(&mut ours.clone(), version).unwrap_or_else(|e| panic!("{} v{version}: kafka-protocol cannot decode ours: {e}", M::NAME));
+            let theirs_value = K::decode(&mut ours.clone(), version)
+                .unwrap_or_else(|e| panic!("{} v{version}: kafka-protocol cannot decode ours: {e}", M::NAME));
             let mut theirs = BytesMut::new();
             theirs_value.encode(&mut theirs, version).unwrap();
-            assert_eq!(Bytes::from(theirs.clone()), ours, "{} v{version}: kafka-protocol re-encodes differently", M::NAME);
+            assert_eq!(
+                Bytes::from(theirs.clone()),
+                ours,
+                "{} v{version}: kafka-protocol re-encodes differently",
+                M::NAME
+            );
             let back = M::decode(&mut Reader::new(theirs.freeze()), version).unwrap();
             assert_eq!(back, value, "{} v{version}", M::NAME);
         }
@@ -84,9 +97,19 @@ fn request_header_and_api_versions_by_hand() {
     // ApiVersions v3 request from librdkafka: header v2, client id "rdkafka", body with
     // compact strings and an empty tagged fields section.
     let mut w = BytesMut::new();
-    let header = RequestHeader { request_api_key: 18, request_api_version: 3, correlation_id: 1, client_id: Some("rdkafka".into()), ..Default::default() };
+    let header = RequestHeader {
+        request_api_key: 18,
+        request_api_version: 3,
+        correlation_id: 1,
+        client_id: Some("rdkafka".into()),
+        ..Default::default()
+    };
     header.encode(&mut w, 2).unwrap();
-    let body = ApiVersionsRequest { client_software_name: "librdkafka".into(), client_software_version: "2.16.0".into(), ..Default::default() };
+    let body = ApiVersionsRequest {
+        client_software_name: "librdkafka".into(),
+        client_software_version: "2.16.0".into(),
+        ..Default::default()
+    };
     body.encode(&mut w, 3).unwrap();
     let mut want = vec![0, 18, 0, 3, 0, 0, 0, 1, 0, 7];
     want.extend_from_slice(b"rdkafka");

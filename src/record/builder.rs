@@ -67,7 +67,13 @@ impl RecordBatchBuilder {
         self.records.len()
     }
 
-    pub fn append(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[(&str, Option<&[u8]>)]) {
+    pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, Option<&[u8]>)],
+    ) {
         let base = *self.base_timestamp.get_or_insert(timestamp);
         let timestamp_delta = timestamp - base;
         let offset_delta = self.count;
@@ -97,7 +103,11 @@ impl RecordBatchBuilder {
     /// The batch with base offset 0 and leader epoch -1; the log assigns both.
     pub fn build(self) -> BytesMut {
         assert!(self.count > 0, "a batch holds at least one record");
-        let records = if self.compression == Compression::None { self.records } else { compress(self.compression, &self.records) };
+        let records = if self.compression == Compression::None {
+            self.records
+        } else {
+            compress(self.compression, &self.records)
+        };
         let mut attributes = self.compression as i16;
         if self.transactional {
             attributes |= 0x10;
@@ -128,8 +138,16 @@ impl RecordBatchBuilder {
 
 /// A transaction marker: a control batch of one record (key: version, type; value:
 /// version, coordinator epoch).
-pub fn control_batch(kind: ControlRecordType, producer_id: i64, producer_epoch: i16, coordinator_epoch: i32, timestamp: i64) -> BytesMut {
-    let mut builder = RecordBatchBuilder::new(Compression::None).producer(producer_id, producer_epoch, -1).transactional(true);
+pub fn control_batch(
+    kind: ControlRecordType,
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> BytesMut {
+    let mut builder = RecordBatchBuilder::new(Compression::None)
+        .producer(producer_id, producer_epoch, -1)
+        .transactional(true);
     builder.control = true;
     let mut key = Vec::with_capacity(4);
     key.extend_from_slice(&0i16.to_be_bytes());

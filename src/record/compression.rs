@@ -35,8 +35,13 @@ impl Compression {
         }
     }
 
-    pub const ALL: [Compression; 5] =
-        [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
 }
 
 /// Why decompression failed.
@@ -97,7 +102,8 @@ pub fn decompress(codec: Compression, data: &[u8], bytes_max: usize, out: &mut V
         Compression::Snappy => snappy_decompress(data, bytes_max, out),
         Compression::Lz4 => read_bounded(lz4_flex::frame::FrameDecoder::new(data), bytes_max, out),
         Compression::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(data).map_err(|e| DecompressError::Corrupt(e.to_string()))?;
+            let decoder =
+                zstd::stream::read::Decoder::with_buffer(data).map_err(|e| DecompressError::Corrupt(e.to_string()))?;
             read_bounded(decoder, bytes_max, out)
         }
     }
@@ -105,7 +111,9 @@ pub fn decompress(codec: Compression, data: &[u8], bytes_max: usize, out: &mut V
 
 fn read_bounded(reader: impl Read, bytes_max: usize, out: &mut Vec<u8>) -> Result<(), DecompressError> {
     let mut limited = reader.take(bytes_max as u64 + 1);
-    limited.read_to_end(out).map_err(|e: io::Error| DecompressError::Corrupt(e.to_string()))?;
+    limited
+        .read_to_end(out)
+        .map_err(|e: io::Error| DecompressError::Corrupt(e.to_string()))?;
     if out.len() > bytes_max {
         return Err(DecompressError::TooLarge);
     }
@@ -127,7 +135,9 @@ fn snappy_decompress(data: &[u8], bytes_max: usize, out: &mut Vec<u8>) -> Result
         }
         let len = i32::from_be_bytes(rest[..4].try_into().expect("4 bytes"));
         let len = usize::try_from(len).map_err(|_| DecompressError::Corrupt("negative snappy block length".into()))?;
-        let block = rest.get(4..4 + len).ok_or_else(|| DecompressError::Corrupt("truncated snappy block".into()))?;
+        let block = rest
+            .get(4..4 + len)
+            .ok_or_else(|| DecompressError::Corrupt("truncated snappy block".into()))?;
         snappy_block(block, bytes_max, out)?;
         rest = &rest[4 + len..];
     }
@@ -171,14 +181,29 @@ mod tests {
             let mut out = Vec::new();
             let result = decompress(codec, &compressed, 1024 * 1024, &mut out);
             assert!(matches!(result, Err(DecompressError::TooLarge)), "{}", codec.name());
-            assert!(out.capacity() <= 4 * 1024 * 1024, "{} allocated {}", codec.name(), out.capacity());
+            assert!(
+                out.capacity() <= 4 * 1024 * 1024,
+                "{} allocated {}",
+                codec.name(),
+                out.capacity()
+            );
         }
     }
 
     #[test]
     fn garbage_is_corrupt_not_a_panic() {
-        let cases: [&[u8]; 4] = [b"", b"\x00\x01\x02", &XERIAL_MAGIC, b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\xff\xff\xff\xff"];
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        let cases: [&[u8]; 4] = [
+            b"",
+            b"\x00\x01\x02",
+            &XERIAL_MAGIC,
+            b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01\xff\xff\xff\xff",
+        ];
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             for case in cases {
                 let mut out = Vec::new();
                 let _ = decompress(codec, case, 1024, &mut out);

@@ -144,7 +144,11 @@ pub struct BatchFrames<'a> {
 
 impl<'a> BatchFrames<'a> {
     pub fn new(buf: &'a [u8]) -> BatchFrames<'a> {
-        BatchFrames { buf, position: 0, stop: None }
+        BatchFrames {
+            buf,
+            position: 0,
+            stop: None,
+        }
     }
 
     /// Where the walk stopped, and why, if it did not reach the end of the buffer cleanly.
@@ -228,18 +232,30 @@ pub fn validate_batch(
 ) -> KafkaResult<BatchSummary> {
     let header = BatchHeader::parse(batch).map_err(|e| corrupt(format!("bad batch frame: {e:?}")))?;
     if header.size() != batch.len() {
-        return Err(corrupt(format!("batch length {} does not match its {} bytes", header.size(), batch.len())));
+        return Err(corrupt(format!(
+            "batch length {} does not match its {} bytes",
+            header.size(),
+            batch.len()
+        )));
     }
     if header.magic != MAGIC_V2 {
         return Err(KafkaError::new(
             ErrorCode::InvalidRecord,
-            format!("only record batches with magic version 2 are allowed, not {}", header.magic),
+            format!(
+                "only record batches with magic version 2 are allowed, not {}",
+                header.magic
+            ),
         ));
     }
     if !crc_matches(batch) {
-        return Err(corrupt(format!("batch at offset {} has a bad CRC32C", header.base_offset)));
+        return Err(corrupt(format!(
+            "batch at offset {} has a bad CRC32C",
+            header.base_offset
+        )));
     }
-    let codec = header.compression().ok_or_else(|| corrupt(format!("unknown compression id {}", header.attributes & 7)))?;
+    let codec = header
+        .compression()
+        .ok_or_else(|| corrupt(format!("unknown compression id {}", header.attributes & 7)))?;
     if header.records_count < 0 || header.last_offset_delta as i64 + 1 != header.records_count as i64 {
         return Err(invalid(format!(
             "record count {} does not match lastOffsetDelta {}",
@@ -261,7 +277,10 @@ pub fn validate_batch(
         return Err(invalid("a transactional batch needs a producer id".into()));
     }
     if header.producer_id >= 0 && !header.is_control() && header.base_sequence < 0 {
-        return Err(invalid(format!("invalid sequence number {} for producer {}", header.base_sequence, header.producer_id)));
+        return Err(invalid(format!(
+            "invalid sequence number {} for producer {}",
+            header.base_sequence, header.producer_id
+        )));
     }
     let raw = &batch[RECORD_BATCH_OVERHEAD..];
     let records: &[u8] = if codec == Compression::None {
@@ -272,12 +291,19 @@ pub fn validate_batch(
                 "records decompress to over {} bytes",
                 limits.decompressed_bytes_max
             )),
-            compression::DecompressError::Corrupt(why) => corrupt(format!("{} records do not decompress: {why}", codec.name())),
+            compression::DecompressError::Corrupt(why) => {
+                corrupt(format!("{} records do not decompress: {why}", codec.name()))
+            }
         })?;
         scratch
     };
     let (max_timestamp, offset_delta_of_max_timestamp) = validate_records(&header, records)?;
-    Ok(BatchSummary { header, max_timestamp, offset_delta_of_max_timestamp, uncompressed_bytes: records.len() })
+    Ok(BatchSummary {
+        header,
+        max_timestamp,
+        offset_delta_of_max_timestamp,
+        uncompressed_bytes: records.len(),
+    })
 }
 
 /// Walks the records, checking framing and offset deltas; returns the max timestamp and
@@ -294,7 +320,9 @@ fn validate_records(header: &BatchHeader, records: &[u8]) -> KafkaResult<(i64, i
             )));
         }
         if header.is_control() {
-            let key = record.key.ok_or_else(|| invalid("a control record needs a key".into()))?;
+            let key = record
+                .key
+                .ok_or_else(|| invalid("a control record needs a key".into()))?;
             if key.len() < 4 {
                 return Err(invalid("a control record key is version and type".into()));
             }
@@ -305,7 +333,10 @@ fn validate_records(header: &BatchHeader, records: &[u8]) -> KafkaResult<(i64, i
         expected_delta += 1;
     }
     if expected_delta != header.records_count {
-        return Err(invalid(format!("batch declares {} records and holds {expected_delta}", header.records_count)));
+        return Err(invalid(format!(
+            "batch declares {} records and holds {expected_delta}",
+            header.records_count
+        )));
     }
     Ok(max)
 }
@@ -320,7 +351,11 @@ pub fn for_each_record<'s>(
 ) -> KafkaResult<BatchHeader> {
     let summary = validate_batch(batch, AppendOrigin::Replication, limits, scratch)?;
     let header = summary.header;
-    let records = if header.compression() == Some(Compression::None) { &batch[RECORD_BATCH_OVERHEAD..] } else { &scratch[..] };
+    let records = if header.compression() == Some(Compression::None) {
+        &batch[RECORD_BATCH_OVERHEAD..]
+    } else {
+        &scratch[..]
+    };
     let mut iter = Records::new(records, header.base_timestamp);
     while let Some(record) = iter.next_record()? {
         f(header.base_offset + record.offset_delta as i64, &record);
@@ -360,7 +395,10 @@ pub struct Records<'a> {
 
 impl<'a> Records<'a> {
     pub fn new(records: &'a [u8], base_timestamp: i64) -> Records<'a> {
-        Records { rest: records, base_timestamp }
+        Records {
+            rest: records,
+            base_timestamp,
+        }
     }
 
     /// The next record, `None` at the end, or the framing error.
@@ -370,7 +408,10 @@ impl<'a> Records<'a> {
         }
         let (length, n) = read_varint(self.rest).ok_or_else(|| corrupt("bad record length varint".into()))?;
         let length = usize::try_from(length).map_err(|_| corrupt(format!("negative record length {length}")))?;
-        let body = self.rest.get(n..n + length).ok_or_else(|| corrupt("record overruns its batch".into()))?;
+        let body = self
+            .rest
+            .get(n..n + length)
+            .ok_or_else(|| corrupt("record overruns its batch".into()))?;
         self.rest = &self.rest[n + length..];
         parse_record(body, self.base_timestamp).map(Some)
     }
@@ -426,7 +467,9 @@ fn read_bytes<'a>(rest: &mut &'a [u8]) -> KafkaResult<Option<&'a [u8]>> {
         return Ok(None);
     }
     let len = usize::try_from(len).map_err(|_| corrupt(format!("bad field length {len}")))?;
-    let bytes = rest.get(..len).ok_or_else(|| corrupt("field overruns its record".into()))?;
+    let bytes = rest
+        .get(..len)
+        .ok_or_else(|| corrupt("field overruns its record".into()))?;
     *rest = &rest[len..];
     Ok(Some(bytes))
 }

@@ -1,12 +1,19 @@
 use super::*;
 
-const LIMITS: ValidationLimits = ValidationLimits { decompressed_bytes_max: 1 << 20 };
+const LIMITS: ValidationLimits = ValidationLimits {
+    decompressed_bytes_max: 1 << 20,
+};
 
 fn batch(codec: Compression, n: i32) -> Vec<u8> {
     let mut b = RecordBatchBuilder::new(codec);
     for i in 0..n {
         let value = format!("value-{i}");
-        b.append(1_000 + i as i64, Some(b"key"), Some(value.as_bytes()), &[("h", Some(b"1")), ("h", Some(b"2"))]);
+        b.append(
+            1_000 + i as i64,
+            Some(b"key"),
+            Some(value.as_bytes()),
+            &[("h", Some(b"1")), ("h", Some(b"2"))],
+        );
     }
     b.build().to_vec()
 }
@@ -49,21 +56,75 @@ fn invalid_batches_get_kafka_codes() {
         ("good", good.clone(), AppendOrigin::Client, Ok(())),
         ("bad crc", bad_crc, AppendOrigin::Client, Err(ErrorCode::CorruptMessage)),
         ("magic 1", magic1, AppendOrigin::Client, Err(ErrorCode::InvalidRecord)),
-        ("short", good[..40].to_vec(), AppendOrigin::Client, Err(ErrorCode::CorruptMessage)),
-        ("truncated", good[..good.len() - 1].to_vec(), AppendOrigin::Client, Err(ErrorCode::CorruptMessage)),
-        ("count mismatch", with_field(good.clone(), 57, &4i32.to_be_bytes()), AppendOrigin::Client, Err(ErrorCode::InvalidRecord)),
-        ("delta mismatch", with_field(good.clone(), 23, &5i32.to_be_bytes()), AppendOrigin::Client, Err(ErrorCode::InvalidRecord)),
-        ("codec 7", with_field(good.clone(), 21, &7i16.to_be_bytes()), AppendOrigin::Client, Err(ErrorCode::CorruptMessage)),
-        ("gzip flag on plain records", with_field(good.clone(), 21, &1i16.to_be_bytes()), AppendOrigin::Client, Err(ErrorCode::CorruptMessage)),
-        ("transactional without producer", with_field(good.clone(), 21, &0x10i16.to_be_bytes()), AppendOrigin::Client, Err(ErrorCode::InvalidRecord)),
-        ("producer without sequence", with_field(good.clone(), 43, &7i64.to_be_bytes()), AppendOrigin::Client, Err(ErrorCode::InvalidRecord)),
-        ("control from client", control_batch(ControlRecordType::Commit, 1, 0, 0, 5).to_vec(), AppendOrigin::Client, Err(ErrorCode::InvalidRecord)),
-        ("control from coordinator", control_batch(ControlRecordType::Abort, 1, 0, 0, 5).to_vec(), AppendOrigin::Coordinator, Ok(())),
+        (
+            "short",
+            good[..40].to_vec(),
+            AppendOrigin::Client,
+            Err(ErrorCode::CorruptMessage),
+        ),
+        (
+            "truncated",
+            good[..good.len() - 1].to_vec(),
+            AppendOrigin::Client,
+            Err(ErrorCode::CorruptMessage),
+        ),
+        (
+            "count mismatch",
+            with_field(good.clone(), 57, &4i32.to_be_bytes()),
+            AppendOrigin::Client,
+            Err(ErrorCode::InvalidRecord),
+        ),
+        (
+            "delta mismatch",
+            with_field(good.clone(), 23, &5i32.to_be_bytes()),
+            AppendOrigin::Client,
+            Err(ErrorCode::InvalidRecord),
+        ),
+        (
+            "codec 7",
+            with_field(good.clone(), 21, &7i16.to_be_bytes()),
+            AppendOrigin::Client,
+            Err(ErrorCode::CorruptMessage),
+        ),
+        (
+            "gzip flag on plain records",
+            with_field(good.clone(), 21, &1i16.to_be_bytes()),
+            AppendOrigin::Client,
+            Err(ErrorCode::CorruptMessage),
+        ),
+        (
+            "transactional without producer",
+            with_field(good.clone(), 21, &0x10i16.to_be_bytes()),
+            AppendOrigin::Client,
+            Err(ErrorCode::InvalidRecord),
+        ),
+        (
+            "producer without sequence",
+            with_field(good.clone(), 43, &7i64.to_be_bytes()),
+            AppendOrigin::Client,
+            Err(ErrorCode::InvalidRecord),
+        ),
+        (
+            "control from client",
+            control_batch(ControlRecordType::Commit, 1, 0, 0, 5).to_vec(),
+            AppendOrigin::Client,
+            Err(ErrorCode::InvalidRecord),
+        ),
+        (
+            "control from coordinator",
+            control_batch(ControlRecordType::Abort, 1, 0, 0, 5).to_vec(),
+            AppendOrigin::Coordinator,
+            Ok(()),
+        ),
     ];
     for (name, bytes, origin, expected) in cases {
         let mut scratch = Vec::new();
         let result = validate_batch(&bytes, origin, &LIMITS, &mut scratch);
-        assert_eq!(result.as_ref().map(|_| ()).map_err(|e| e.code), expected, "{name}: {result:?}");
+        assert_eq!(
+            result.as_ref().map(|_| ()).map_err(|e| e.code),
+            expected,
+            "{name}: {result:?}"
+        );
     }
 }
 
@@ -103,7 +164,10 @@ fn duplicate_header_keys_are_kept_in_order() {
     let mut records = Records::new(&scratch, header.base_timestamp);
     let record = records.next_record().unwrap().unwrap();
     let headers: Vec<_> = record.headers().collect();
-    assert_eq!(headers, vec![(&b"h"[..], Some(&b"1"[..])), (&b"h"[..], Some(&b"2"[..]))]);
+    assert_eq!(
+        headers,
+        vec![(&b"h"[..], Some(&b"1"[..])), (&b"h"[..], Some(&b"2"[..]))]
+    );
     assert_eq!(record.key, Some(&b"key"[..]));
     assert_eq!(record.value, Some(&b"value-0"[..]));
     assert!(records.next_record().unwrap().is_none());
@@ -116,7 +180,10 @@ fn offsets_and_epoch_are_stamped_without_touching_the_crc() {
     set_base_offset(&mut bytes, 1234);
     set_partition_leader_epoch(&mut bytes, 7);
     let header = BatchHeader::parse(&bytes).unwrap();
-    assert_eq!((header.base_offset, header.last_offset(), header.partition_leader_epoch), (1234, 1237, 7));
+    assert_eq!(
+        (header.base_offset, header.last_offset(), header.partition_leader_epoch),
+        (1234, 1237, 7)
+    );
     assert_eq!(header.crc, crc_before);
     assert!(crc_matches(&bytes));
     set_max_timestamp(&mut bytes, TimestampType::LogAppendTime, 99);

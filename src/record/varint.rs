@@ -63,8 +63,14 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let cases: [(i64, &[u8]); 6] =
-            [(0, &[0]), (-1, &[1]), (1, &[2]), (-64, &[0x7f]), (64, &[0x80, 0x01]), (300, &[0xd8, 0x04])];
+        let cases: [(i64, &[u8]); 6] = [
+            (0, &[0]),
+            (-1, &[1]),
+            (1, &[2]),
+            (-64, &[0x7f]),
+            (64, &[0x80, 0x01]),
+            (300, &[0xd8, 0x04]),
+        ];
         for (value, bytes) in cases {
             let mut out = Vec::new();
             write_varint(&mut out, value as i32);

@@ -12,12 +12,18 @@ pub fn dump_segment(name: &str, bytes: &[u8], print_data: bool) -> String {
     if let Some((base, _)) = crate::log::parse_file_name(name.rsplit('/').next().unwrap_or(name)) {
         let _ = writeln!(out, "Log starting offset: {base}");
     }
-    let limits = ValidationLimits { decompressed_bytes_max: 64 * 1024 * 1024 };
+    let limits = ValidationLimits {
+        decompressed_bytes_max: 64 * 1024 * 1024,
+    };
     let mut scratch = Vec::new();
     let mut frames = BatchFrames::new(bytes);
     for (position, h, batch) in frames.by_ref() {
         let valid = record::crc_matches(batch);
-        let last_sequence = if h.base_sequence < 0 { -1 } else { h.base_sequence.wrapping_add(h.last_offset_delta) };
+        let last_sequence = if h.base_sequence < 0 {
+            -1
+        } else {
+            h.base_sequence.wrapping_add(h.last_offset_delta)
+        };
         let time_kind = match h.timestamp_type() {
             record::TimestampType::CreateTime => "CreateTime",
             record::TimestampType::LogAppendTime => "LogAppendTime",
@@ -31,7 +37,10 @@ pub fn dump_segment(name: &str, bytes: &[u8], print_data: bool) -> String {
         );
         if print_data && valid {
             let result = record::for_each_record(batch, &limits, &mut scratch, |offset, r| {
-                let headers: Vec<String> = r.headers().map(|(k, _)| String::from_utf8_lossy(k).into_owned()).collect();
+                let headers: Vec<String> = r
+                    .headers()
+                    .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                    .collect();
                 let _ = writeln!(
                     out,
                     "| offset: {offset} {time_kind}: {} keySize: {} valueSize: {} headerKeys: [{}] key: {} payload: {}",
@@ -40,7 +49,8 @@ pub fn dump_segment(name: &str, bytes: &[u8], print_data: bool) -> String {
                     r.value.map_or(-1, |v| v.len() as i64),
                     headers.join(","),
                     r.key.map_or("null".into(), |k| String::from_utf8_lossy(k).into_owned()),
-                    r.value.map_or("null".into(), |v| String::from_utf8_lossy(v).into_owned()),
+                    r.value
+                        .map_or("null".into(), |v| String::from_utf8_lossy(v).into_owned()),
                 );
             });
             if let Err(e) = result {
@@ -50,7 +60,11 @@ pub fn dump_segment(name: &str, bytes: &[u8], print_data: bool) -> String {
     }
     let (end, _) = frames.rest();
     if end < bytes.len() {
-        let _ = writeln!(out, "Found {} invalid bytes at the end of {name}, from position {end}", bytes.len() - end);
+        let _ = writeln!(
+            out,
+            "Found {} invalid bytes at the end of {name}, from position {end}",
+            bytes.len() - end
+        );
     }
     out
 }
@@ -82,6 +96,11 @@ mod tests {
         for line in want {
             assert!(out.contains(line), "missing {line:?} in\n{out}");
         }
-        assert!(out.contains(&format!("Found 3 invalid bytes at the end of 00000000000000000005.log, from position {whole}")), "{out}");
+        assert!(
+            out.contains(&format!(
+                "Found 3 invalid bytes at the end of 00000000000000000005.log, from position {whole}"
+            )),
+            "{out}"
+        );
     }
 }

@@ -10,7 +10,12 @@ use klamm::record::{self, BatchFrames, ValidationLimits};
 /// Runs a test future on a single-threaded runtime whose clock only moves when every task
 /// waits, so that slow simulated disks cost no wall time and runs are deterministic.
 pub fn run<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime").block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime")
+        .block_on(f)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,14 +30,21 @@ pub struct Entry {
 pub async fn read_all<S: Storage>(log: &UnifiedLog<S>) -> Result<Vec<Entry>, String> {
     let mut out = Vec::new();
     let mut offset = log.log_start_offset().await;
-    let limits = ValidationLimits { decompressed_bytes_max: 1 << 24 };
+    let limits = ValidationLimits {
+        decompressed_bytes_max: 1 << 24,
+    };
     let mut scratch = Vec::new();
     loop {
-        let info = log.read(offset, 64 * 1024, None, true).await.map_err(|e| format!("read at {offset}: {e}"))?;
+        let info = log
+            .read(offset, 64 * 1024, None, true)
+            .await
+            .map_err(|e| format!("read at {offset}: {e}"))?;
         if info.batches.is_empty() {
             let end = info.log_end_offset;
             if offset != end {
-                return Err(format!("read at {offset} found nothing before the log end offset {end}"));
+                return Err(format!(
+                    "read at {offset} found nothing before the log end offset {end}"
+                ));
             }
             return Ok(out);
         }
@@ -40,7 +52,11 @@ pub async fn read_all<S: Storage>(log: &UnifiedLog<S>) -> Result<Vec<Entry>, Str
             record::for_each_record(bytes, &limits, &mut scratch, |o, r| {
                 if o >= offset {
                     let value = String::from_utf8_lossy(r.value.unwrap_or_default()).into_owned();
-                    out.push(Entry { offset: o, timestamp: r.timestamp, value });
+                    out.push(Entry {
+                        offset: o,
+                        timestamp: r.timestamp,
+                        value,
+                    });
                 }
             })
             .map_err(|e| format!("a served batch at {} does not validate: {e}", header.base_offset))?;
@@ -51,11 +67,21 @@ pub async fn read_all<S: Storage>(log: &UnifiedLog<S>) -> Result<Vec<Entry>, Str
 
 /// `KLAMM_SEED` (first seed, default 0) and `KLAMM_SEEDS` (count).
 pub fn seeds_from_env(default_count: u64) -> (u64, u64) {
-    let first = std::env::var("KLAMM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let count = std::env::var("KLAMM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default_count);
+    let first = std::env::var("KLAMM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let count = std::env::var("KLAMM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_count);
     (first, count)
 }
 
 pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
 }
