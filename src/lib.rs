@@ -7,6 +7,8 @@ pub mod config;
 pub mod error;
 pub mod io;
 pub mod log;
+pub mod metadata;
 pub mod protocol;
 pub mod record;
+pub mod server;
 pub mod tools;

@@ -1,13 +1,14 @@
-//! The `klamm` binary. Today it carries the tools that work on data directly; the broker
-//! (`klamm server`) arrives with the single-node broker.
+//! The `klamm` binary: the broker (`klamm server`) and the tools that work on data directly.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use klamm::io::{read_to_end, RealStorage};
+use klamm::server::{serve, Broker, ServerConfig};
 use klamm::tools::dump_log::dump_segment;
 
 const USAGE: &str = "usage:
+  klamm server [server.properties] [--override key=value ...]  run a broker (default: 127.0.0.1:9092, ./klamm-data)
   klamm dump-log --files FILE[,FILE...] [--print-data-log]   print the batches of segment files
   klamm version                                              print the version";
 
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("dump-log") => dump_log(&args[1..]),
+        Some("server") => server(&args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -62,6 +64,85 @@ fn dump_log(args: &[String]) -> ExitCode {
         }
     }
     status
+}
+
+fn server(args: &[String]) -> ExitCode {
+    let mut properties_file = None;
+    let mut overrides = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--override" => match rest.next() {
+                Some(kv) => overrides.push(kv.clone()),
+                None => return usage_error("--override needs key=value"),
+            },
+            file if properties_file.is_none() && !file.starts_with("--") => properties_file = Some(file.to_string()),
+            other => return usage_error(&format!("unknown argument {other}")),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let storage = RealStorage::new(".");
+    let text = match &properties_file {
+        Some(file) => match runtime.block_on(read_to_end(&storage, Path::new(file), 1 << 20)) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => {
+                eprintln!("klamm server: {file}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => String::new(),
+    };
+    let config = match ServerConfig::parse(&text, &overrides) {
+        Ok((config, warnings)) => {
+            for w in warnings {
+                eprintln!("klamm server: warning: {w}");
+            }
+            config
+        }
+        Err(e) => {
+            eprintln!("klamm server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listener).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("klamm server: cannot listen on {}: {e}", config.listener);
+                return ExitCode::FAILURE;
+            }
+        };
+        let broker = match Broker::start(config, storage).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("klamm server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        eprintln!(
+            "klamm server: node {} of cluster {} listening on {address}, data in {}",
+            broker.config.node_id,
+            broker.cluster_id,
+            broker.log_dir().display()
+        );
+        tokio::spawn(broker.clone().run_housekeeping());
+        let serving = tokio::spawn(serve(broker.clone(), listener));
+        shutdown_signal().await;
+        eprintln!("klamm server: shutting down");
+        serving.abort();
+        broker.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }
 
 fn usage_error(why: &str) -> ExitCode {

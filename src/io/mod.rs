@@ -49,6 +49,8 @@ pub trait Storage: Clone + Send + Sync + 'static {
     /// deterministic.
     fn list(&self, dir: &Path) -> impl Future<Output = io::Result<Vec<String>>> + Send;
     fn create_dir_all(&self, dir: &Path) -> impl Future<Output = io::Result<()>> + Send;
+    /// Removes an empty directory. Durable only after `sync_dir` of its parent.
+    fn remove_dir(&self, dir: &Path) -> impl Future<Output = io::Result<()>> + Send;
     /// Makes the creates, renames and removes of names in `dir` durable (fsync of the
     /// directory).
     fn sync_dir(&self, dir: &Path) -> impl Future<Output = io::Result<()>> + Send;

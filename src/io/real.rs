@@ -90,6 +90,10 @@ impl Storage for RealStorage {
         fs::create_dir_all(self.path(dir))
     }
 
+    async fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir(self.path(dir))
+    }
+
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let dir = fs::File::open(self.path(dir))?;
         run_blocking(move || dir.sync_all()).await

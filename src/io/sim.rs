@@ -286,6 +286,21 @@ impl Storage for SimStorage {
         Ok(())
     }
 
+    async fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        self.maybe_slow().await;
+        let mut disk = self.lock();
+        disk.trace(13, dir.as_os_str().len() as u64);
+        if !disk.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        let occupied = disk.names.keys().chain(disk.dirs.iter()).any(|p| p.parent() == Some(dir));
+        if occupied {
+            return Err(io::Error::new(io::ErrorKind::DirectoryNotEmpty, dir.display().to_string()));
+        }
+        disk.dirs.remove(dir);
+        Ok(())
+    }
+
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.maybe_slow().await;
         let mut disk = self.lock();

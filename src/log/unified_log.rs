@@ -102,6 +102,7 @@ pub struct UnifiedLog<S: Storage> {
     /// Bumped by truncation, so that a sync that began before it does not claim offsets
     /// that were truncated and written again.
     truncations: AtomicU64,
+    deleted: AtomicBool,
 }
 
 struct LogState<S: Storage> {
@@ -221,6 +222,7 @@ impl<S: Storage> UnifiedLog<S> {
             sync_lock: Mutex::new(()),
             flushed_offset: AtomicI64::new(recover_from),
             truncations: AtomicU64::new(0),
+            deleted: AtomicBool::new(false),
         };
         {
             // Make what recovery kept durable, so that recovering again gives the same log.
@@ -489,6 +491,21 @@ impl<S: Storage> UnifiedLog<S> {
         Ok(None)
     }
 
+    /// The largest timestamp in the log (ListOffsets MAX_TIMESTAMP), or `None` if empty.
+    pub async fn max_timestamp(&self) -> KafkaResult<Option<i64>> {
+        self.check_online()?;
+        let mut state = self.state.lock().await;
+        let log_start_offset = state.log_start_offset;
+        let mut max = None;
+        for segment in state.segments.values_mut() {
+            let indexes = segment.indexes(&self.storage, &self.config).await.map_err(|e| self.fail("read", e))?;
+            if indexes.next_offset > log_start_offset && indexes.max_timestamp >= 0 {
+                max = max.max(Some(indexes.max_timestamp));
+            }
+        }
+        Ok(max)
+    }
+
     /// Sets the high watermark, which the ReplicaManager owns. Clamped to the log.
     pub async fn update_high_watermark(&self, high_watermark: i64) -> i64 {
         let mut state = self.state.lock().await;
@@ -708,6 +725,26 @@ impl<S: Storage> UnifiedLog<S> {
         self.write_checkpoint(&state)
             .await
             .map_err(|e| self.fail("checkpoint", e))
+    }
+
+    /// Removes the log's files and its directory (the topic was deleted). Every later call
+    /// answers UNKNOWN_TOPIC_OR_PARTITION.
+    pub async fn delete(&self) -> KafkaResult<()> {
+        let mut state = self.state.lock().await;
+        self.deleted.store(true, Ordering::Release);
+        let segments = std::mem::take(&mut state.segments);
+        for segment in segments.into_values() {
+            segment.delete(&self.storage).await.map_err(|e| self.fail("delete log", e))?;
+        }
+        let names = self.storage.list(&self.dir).await.map_err(|e| self.fail("delete log", e))?;
+        for name in names {
+            self.storage.remove(&self.dir.join(name)).await.map_err(|e| self.fail("delete log", e))?;
+        }
+        self.storage.remove_dir(&self.dir).await.map_err(|e| self.fail("delete log", e))?;
+        if let Some(parent) = self.dir.parent() {
+            self.storage.sync_dir(parent).await.map_err(|e| self.fail("delete log", e))?;
+        }
+        Ok(())
     }
 
     pub async fn log_start_offset(&self) -> i64 {
@@ -954,6 +991,9 @@ impl<S: Storage> UnifiedLog<S> {
     }
 
     fn check_online(&self) -> KafkaResult<()> {
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(KafkaError::new(ErrorCode::UnknownTopicOrPartition, format!("{} was deleted", self.dir.display())));
+        }
         if self.failure.is_offline() {
             return Err(KafkaError::new(
                 ErrorCode::KafkaStorageError,

@@ -1,0 +1,419 @@
+//! Request dispatch and the handlers of the APIs the broker advertises. A handler takes the
+//! decoded request and returns the response; a request that does not decode closes the
+//! connection, as Kafka does.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::{clock, Broker};
+use crate::error::{ErrorCode, KafkaError};
+use crate::io::Storage;
+use crate::metadata::TopicSpec;
+use crate::protocol::codec::{Message, Reader, Uuid};
+use crate::protocol::messages::*;
+
+pub enum Reply {
+    Respond(Bytes),
+    /// acks=0 produce: no response.
+    Silent,
+    Close,
+}
+
+/// An API this broker advertises: key, advertised versions, and the first version it can
+/// decode (Produce advertises 0 for old librdkafka, KAFKA-18659, but takes only 3+).
+struct Api {
+    key: i16,
+    min: i16,
+    max: i16,
+    handled_min: i16,
+    flexible_min: i16,
+}
+
+const fn api<M: Message>(min: i16, max: i16) -> Api {
+    Api { key: M::API_KEY, min, max, handled_min: if min > M::VERSION_MIN { min } else { M::VERSION_MIN }, flexible_min: M::FLEXIBLE_MIN }
+}
+
+/// What the broker advertises in ApiVersions: only what works.
+const APIS: &[Api] = &[
+    Api { key: ProduceRequest::API_KEY, min: 0, max: 11, handled_min: 3, flexible_min: ProduceRequest::FLEXIBLE_MIN },
+    api::<FetchRequest>(4, 16),
+    api::<ListOffsetsRequest>(1, 7),
+    api::<MetadataRequest>(0, 12),
+    api::<ApiVersionsRequest>(0, 4),
+    api::<CreateTopicsRequest>(2, 7),
+    api::<DeleteTopicsRequest>(1, 6),
+];
+
+/// A fetch waits at most this long, whatever `max_wait_ms` asks.
+const FETCH_WAIT_MS_MAX: i32 = 30_000;
+
+pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let Some(api) = APIS.iter().find(|a| a.key == api_key) else { return Reply::Close };
+    if version < api.min || version > api.max {
+        if api_key == ApiVersionsRequest::API_KEY {
+            // KIP-511: answer a version we do not know in v0's format, with what we support.
+            let response = ApiVersionsResponse { error_code: ErrorCode::UnsupportedVersion.code(), api_keys: api_versions(), ..Default::default() };
+            return respond(correlation_id, 0, &response, 0);
+        }
+        return Reply::Close;
+    }
+    if version < api.handled_min {
+        return Reply::Close;
+    }
+    let flexible = version >= api.flexible_min;
+    let mut r = Reader::new(frame);
+    if RequestHeader::decode(&mut r, if flexible { 2 } else { 1 }).is_err() {
+        return Reply::Close;
+    }
+    // ApiVersions answers with header v0 always, so that any client can read it.
+    let header_version = if flexible && api_key != ApiVersionsRequest::API_KEY { 1 } else { 0 };
+    match api_key {
+        k if k == ApiVersionsRequest::API_KEY => run(r, version, correlation_id, header_version, |_: ApiVersionsRequest| async {
+            Some(ApiVersionsResponse { api_keys: api_versions(), ..Default::default() })
+        })
+        .await,
+        k if k == MetadataRequest::API_KEY => run(r, version, correlation_id, header_version, |req| metadata(broker, req, version)).await,
+        k if k == ProduceRequest::API_KEY => run(r, version, correlation_id, header_version, |req| produce(broker, req)).await,
+        k if k == FetchRequest::API_KEY => run(r, version, correlation_id, header_version, |req| fetch(broker, req, version)).await,
+        k if k == ListOffsetsRequest::API_KEY => run(r, version, correlation_id, header_version, |req| list_offsets(broker, req)).await,
+        k if k == CreateTopicsRequest::API_KEY => run(r, version, correlation_id, header_version, |req| create_topics(broker, req)).await,
+        k if k == DeleteTopicsRequest::API_KEY => run(r, version, correlation_id, header_version, |req| delete_topics(broker, req)).await,
+        _ => Reply::Close,
+    }
+}
+
+async fn run<Req: Message, Resp: Message, Fut: Future<Output = Option<Resp>>>(
+    mut r: Reader,
+    version: i16,
+    correlation_id: i32,
+    header_version: i16,
+    handler: impl FnOnce(Req) -> Fut,
+) -> Reply {
+    let Ok(request) = Req::decode(&mut r, version) else { return Reply::Close };
+    match handler(request).await {
+        Some(response) => respond(correlation_id, header_version, &response, version),
+        None => Reply::Silent,
+    }
+}
+
+fn respond<M: Message>(correlation_id: i32, header_version: i16, response: &M, version: i16) -> Reply {
+    let mut w = BytesMut::with_capacity(64);
+    w.put_i32(0);
+    let header = ResponseHeader { correlation_id, ..Default::default() };
+    if header.encode(&mut w, header_version).is_err() || response.encode(&mut w, version).is_err() {
+        return Reply::Close;
+    }
+    let size = (w.len() - 4) as i32;
+    w[..4].copy_from_slice(&size.to_be_bytes());
+    Reply::Respond(w.freeze())
+}
+
+fn api_versions() -> Vec<api_versions_response::ApiVersion> {
+    APIS.iter().map(|a| api_versions_response::ApiVersion { api_key: a.key, min_version: a.min, max_version: a.max, ..Default::default() }).collect()
+}
+
+async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, version: i16) -> Option<MetadataResponse> {
+    let mut image = broker.image();
+    // v0 asks for every topic with an empty list; later versions with null.
+    let wanted: Option<Vec<(Option<String>, Uuid)>> = match request.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t.into_iter().map(|t| (t.name, t.topic_id)).collect()),
+    };
+    let auto_create = broker.config.auto_create_topics_enable && (version < 4 || request.allow_auto_topic_creation);
+    if let (Some(wanted), true) = (&wanted, auto_create) {
+        let missing: Vec<TopicSpec> = wanted
+            .iter()
+            .filter_map(|(name, _)| name.clone())
+            .filter(|name| !image.topics.contains_key(name) && crate::metadata::validate_topic_name(name).is_ok())
+            .map(|name| TopicSpec { name, num_partitions: -1, replication_factor: -1, configs: vec![] })
+            .collect();
+        if !missing.is_empty() {
+            let _ = broker.create_topics(&missing, false).await;
+            image = broker.image();
+        }
+    }
+    let names: Vec<(Option<String>, Uuid)> = match wanted {
+        None => image.topics.values().map(|t| (Some(t.name.clone()), t.topic_id)).collect(),
+        Some(w) => w,
+    };
+    let topics = names
+        .into_iter()
+        .map(|(name, id)| {
+            let found = match &name {
+                Some(n) => image.topics.get(n),
+                None => image.topic_by_id(&id),
+            };
+            match found {
+                None => metadata_response::MetadataResponseTopic {
+                    error_code: if name.is_some() { ErrorCode::UnknownTopicOrPartition.code() } else { ErrorCode::UnknownTopicId.code() },
+                    name,
+                    topic_id: id,
+                    ..Default::default()
+                },
+                Some(topic) => metadata_response::MetadataResponseTopic {
+                    name: Some(topic.name.clone()),
+                    topic_id: topic.topic_id,
+                    partitions: topic
+                        .partitions
+                        .iter()
+                        .map(|(&index, p)| metadata_response::MetadataResponsePartition {
+                            partition_index: index,
+                            leader_id: p.leader,
+                            leader_epoch: p.leader_epoch,
+                            replica_nodes: p.replicas.clone(),
+                            isr_nodes: p.isr.clone(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+            }
+        })
+        .collect();
+    Some(MetadataResponse {
+        brokers: image
+            .brokers
+            .values()
+            .map(|b| metadata_response::MetadataResponseBroker { node_id: b.broker_id, host: b.host.clone(), port: b.port, rack: None, ..Default::default() })
+            .collect(),
+        cluster_id: Some(broker.cluster_id.clone()),
+        controller_id: broker.config.node_id,
+        topics,
+        ..Default::default()
+    })
+}
+
+async fn produce<S: Storage>(broker: &Broker<S>, request: ProduceRequest) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let now = clock::now_ms();
+    let mut responses = Vec::new();
+    for topic in request.topic_data {
+        let mut partitions = Vec::new();
+        for p in topic.partition_data {
+            let mut out = produce_response::PartitionProduceResponse { index: p.index, base_offset: -1, log_append_time_ms: -1, log_start_offset: -1, ..Default::default() };
+            let result = if !matches!(acks, -1..=1) {
+                Err(KafkaError::new(ErrorCode::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {acks}")))
+            } else if request.transactional_id.is_some() {
+                Err(KafkaError::new(ErrorCode::InvalidRequest, "transactions are not supported yet"))
+            } else {
+                let records = p.records.unwrap_or_default();
+                broker.replicas.append(&topic.name, p.index, BytesMut::from(&records[..]), now).await
+            };
+            match result {
+                Ok((info, log_start_offset)) => {
+                    out.base_offset = info.first_offset;
+                    out.log_append_time_ms = info.log_append_time;
+                    out.log_start_offset = log_start_offset;
+                }
+                Err(e) => {
+                    out.error_code = e.code.code();
+                    if e.code == ErrorCode::InvalidRecord {
+                        out.record_errors = vec![produce_response::BatchIndexAndErrorMessage { batch_index: 0, batch_index_error_message: Some(e.message.clone()), ..Default::default() }];
+                    }
+                    out.error_message = Some(e.message);
+                }
+            }
+            partitions.push(out);
+        }
+        responses.push(produce_response::TopicProduceResponse { name: topic.name, topic_id: topic.topic_id, partition_responses: partitions, ..Default::default() });
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse { responses, ..Default::default() })
+}
+
+async fn fetch<S: Storage>(broker: &Broker<S>, request: FetchRequest, version: i16) -> Option<FetchResponse> {
+    let wait = Duration::from_millis(request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Register for wake-ups before reading, so that an append in between is not missed.
+        let appended = broker.replicas.appended.notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        let (response, bytes) = fetch_once(broker, &request, version).await;
+        let now = tokio::time::Instant::now();
+        if bytes >= request.min_bytes.max(0) as usize || now >= deadline || response.error_code != 0 {
+            return Some(response);
+        }
+        let _ = tokio::time::timeout(deadline - now, appended).await;
+    }
+}
+
+async fn fetch_once<S: Storage>(broker: &Broker<S>, request: &FetchRequest, version: i16) -> (FetchResponse, usize) {
+    let image = broker.image();
+    let read_committed = request.isolation_level == 1;
+    let mut bytes_left = (request.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
+    let mut total = 0;
+    let mut responses = Vec::new();
+    for topic in &request.topics {
+        let name = if version >= 13 { image.topic_by_id(&topic.topic_id).map(|t| t.name.clone()) } else { Some(topic.topic.clone()) };
+        let mut partitions = Vec::new();
+        for p in &topic.partitions {
+            let mut out = fetch_response::PartitionData {
+                partition_index: p.partition,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                aborted_transactions: if read_committed { Some(vec![]) } else { None },
+                preferred_read_replica: -1,
+                records: Some(Bytes::new()),
+                ..Default::default()
+            };
+            let partition = name.as_deref().and_then(|n| broker.replicas.partition(n, p.partition));
+            let Some(partition) = partition else {
+                out.error_code = if version >= 13 { ErrorCode::UnknownTopicId.code() } else { ErrorCode::UnknownTopicOrPartition.code() };
+                partitions.push(out);
+                continue;
+            };
+            let hw = partition.log.high_watermark().await;
+            let max_bytes = (p.partition_max_bytes.max(0) as usize).min(bytes_left);
+            // KIP-74: the first partition with data returns at least one whole batch.
+            match partition.log.read(p.fetch_offset, max_bytes, Some(hw), total == 0).await {
+                Ok(info) => {
+                    out.high_watermark = info.high_watermark;
+                    out.last_stable_offset = info.high_watermark;
+                    out.log_start_offset = info.log_start_offset;
+                    total += info.records.len();
+                    bytes_left = bytes_left.saturating_sub(info.records.len());
+                    out.records = Some(info.records);
+                }
+                Err(e) => {
+                    out.error_code = e.code.code();
+                    out.high_watermark = hw;
+                    out.last_stable_offset = hw;
+                    out.log_start_offset = partition.log.log_start_offset().await;
+                }
+            }
+            partitions.push(out);
+        }
+        responses.push(fetch_response::FetchableTopicResponse { topic: topic.topic.clone(), topic_id: topic.topic_id, partitions, ..Default::default() });
+    }
+    (FetchResponse { responses, ..Default::default() }, total)
+}
+
+/// ListOffsets' special timestamps.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+async fn list_offsets<S: Storage>(broker: &Broker<S>, request: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
+    let mut topics = Vec::new();
+    for topic in request.topics {
+        let mut partitions = Vec::new();
+        for p in topic.partitions {
+            let mut out = list_offsets_response::ListOffsetsPartitionResponse { partition_index: p.partition_index, timestamp: -1, offset: -1, leader_epoch: -1, ..Default::default() };
+            match broker.replicas.partition(&topic.name, p.partition_index) {
+                None => out.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                Some(partition) => {
+                    out.leader_epoch = partition.leader_epoch;
+                    let log = &partition.log;
+                    let found = match p.timestamp {
+                        LATEST => Ok(Some((log.high_watermark().await, -1))),
+                        EARLIEST => Ok(Some((log.log_start_offset().await, -1))),
+                        MAX_TIMESTAMP => match log.max_timestamp().await {
+                            Ok(Some(max)) => log.fetch_offset_by_timestamp(max).await,
+                            Ok(None) => Ok(None),
+                            Err(e) => Err(e),
+                        },
+                        t => log.fetch_offset_by_timestamp(t).await,
+                    };
+                    match found {
+                        Ok(Some((offset, timestamp))) => {
+                            out.offset = offset;
+                            out.timestamp = timestamp;
+                        }
+                        Ok(None) => {}
+                        Err(e) => out.error_code = e.code.code(),
+                    }
+                }
+            }
+            partitions.push(out);
+        }
+        topics.push(list_offsets_response::ListOffsetsTopicResponse { name: topic.name, partitions, ..Default::default() });
+    }
+    Some(ListOffsetsResponse { topics, ..Default::default() })
+}
+
+async fn create_topics<S: Storage>(broker: &Broker<S>, request: CreateTopicsRequest) -> Option<CreateTopicsResponse> {
+    let node = broker.config.node_id;
+    let mut specs = Vec::new();
+    let mut refused = Vec::new();
+    for t in &request.topics {
+        let mut partitions = t.num_partitions;
+        if !t.assignments.is_empty() {
+            // Manual assignment: every partition on this broker, numbered from 0.
+            let valid = t.assignments.iter().enumerate().all(|(i, a)| a.partition_index == i as i32 && a.broker_ids == vec![node]);
+            if !valid || t.num_partitions != -1 || t.replication_factor != -1 {
+                refused.push(t.name.clone());
+                continue;
+            }
+            partitions = t.assignments.len() as i32;
+        }
+        let configs = t.configs.iter().filter_map(|c| c.value.clone().map(|v| (c.name.clone(), v))).collect();
+        specs.push(TopicSpec { name: t.name.clone(), num_partitions: partitions, replication_factor: if t.assignments.is_empty() { t.replication_factor } else { 1 }, configs });
+    }
+    let results = match broker.create_topics(&specs, request.validate_only).await {
+        Ok(results) => results,
+        Err(e) => {
+            let topics = request
+                .topics
+                .iter()
+                .map(|t| create_topics_response::CreatableTopicResult { name: t.name.clone(), error_code: e.code.code(), error_message: Some(e.message.clone()), ..Default::default() })
+                .collect();
+            return Some(CreateTopicsResponse { topics, ..Default::default() });
+        }
+    };
+    let mut topics: Vec<_> = results
+        .into_iter()
+        .map(|r| create_topics_response::CreatableTopicResult {
+            name: r.name,
+            topic_id: r.topic_id,
+            error_code: r.error.code(),
+            error_message: r.message,
+            num_partitions: if r.error == ErrorCode::None { r.num_partitions } else { -1 },
+            replication_factor: if r.error == ErrorCode::None { r.replication_factor } else { -1 },
+            configs: None,
+            ..Default::default()
+        })
+        .collect();
+    for name in refused {
+        topics.push(create_topics_response::CreatableTopicResult {
+            name,
+            error_code: ErrorCode::InvalidReplicaAssignment.code(),
+            error_message: Some(format!("replica assignments must place each partition, numbered from 0, on broker {node} alone")),
+            num_partitions: -1,
+            replication_factor: -1,
+            ..Default::default()
+        });
+    }
+    Some(CreateTopicsResponse { topics, ..Default::default() })
+}
+
+async fn delete_topics<S: Storage>(broker: &Broker<S>, request: DeleteTopicsRequest) -> Option<DeleteTopicsResponse> {
+    let image = broker.image();
+    let mut names: Vec<String> = request.topic_names.clone();
+    let mut unknown_ids = Vec::new();
+    for t in &request.topics {
+        match (&t.name, image.topic_by_id(&t.topic_id)) {
+            (Some(name), _) => names.push(name.clone()),
+            (None, Some(topic)) => names.push(topic.name.clone()),
+            (None, None) => unknown_ids.push(t.topic_id),
+        }
+    }
+    let results = broker.delete_topics(&names).await.unwrap_or_else(|e| names.iter().map(|n| (n.clone(), Uuid::default(), e.code)).collect());
+    let mut responses: Vec<_> = results
+        .into_iter()
+        .map(|(name, topic_id, error)| delete_topics_response::DeletableTopicResult { name: Some(name), topic_id, error_code: error.code(), ..Default::default() })
+        .collect();
+    for id in unknown_ids {
+        responses.push(delete_topics_response::DeletableTopicResult { name: None, topic_id: id, error_code: ErrorCode::UnknownTopicId.code(), ..Default::default() });
+    }
+    Some(DeleteTopicsResponse { responses, ..Default::default() })
+}

@@ -1,0 +1,72 @@
+//! Listeners and connections. A connection reads one request frame at a time, answers it,
+//! then reads the next (Kafka mutes a connection while a request is in flight), so
+//! responses go out in request order however many requests a client pipelines.
+
+use std::io;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::handlers::{self, Reply};
+use super::Broker;
+use crate::io::Storage;
+
+/// Bytes read from a socket at a time while a frame arrives, so that a frame's claimed
+/// size never allocates more than what was sent plus this.
+const FRAME_CHUNK_BYTES: usize = 1 << 20;
+
+/// Accepts connections up to `max.connections`; the one past it is closed at once.
+pub async fn serve<S: Storage>(broker: Arc<Broker<S>>, listener: TcpListener) -> io::Result<()> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(broker.config.connections_max));
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let _ = connection(broker, stream).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn connection<S: Storage>(broker: Arc<Broker<S>>, mut stream: TcpStream) -> io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    loop {
+        let mut size = [0u8; 4];
+        if stream.read_exact(&mut size).await.is_err() {
+            return Ok(());
+        }
+        let size = i32::from_be_bytes(size);
+        // A frame holds at least the api key, version and correlation id.
+        if size < 8 || size as usize > broker.config.socket_request_max_bytes {
+            return Ok(());
+        }
+        let frame = read_frame(&mut stream, size as usize).await?;
+        match handlers::handle(&broker, frame.freeze()).await {
+            Reply::Respond(bytes) => {
+                stream.write_all(&bytes).await?;
+                stream.flush().await?;
+            }
+            Reply::Silent => {}
+            Reply::Close => return Ok(()),
+        }
+    }
+}
+
+async fn read_frame(stream: &mut TcpStream, size: usize) -> io::Result<BytesMut> {
+    let mut buf = BytesMut::with_capacity(size.min(FRAME_CHUNK_BYTES));
+    while buf.len() < size {
+        let want = (size - buf.len()).min(FRAME_CHUNK_BYTES);
+        buf.reserve(want);
+        let n = (&mut *stream).take(want as u64).read_buf(&mut buf).await?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed inside a frame"));
+        }
+    }
+    Ok(buf)
+}

@@ -1,0 +1,166 @@
+//! The ReplicaManager: the partitions this broker leads, each a UnifiedLog, kept in step
+//! with the metadata image. Appends and reads go through it; on a single node the high
+//! watermark follows the log end offset, since the ISR is this broker alone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use bytes::BytesMut;
+use tokio::sync::Notify;
+
+use crate::config::LogConfig;
+use crate::error::{ErrorCode, KafkaError, KafkaResult};
+use crate::io::Storage;
+use crate::log::{LogAppendInfo, LogDirFailureChannel, UnifiedLog};
+use crate::metadata::MetadataImage;
+use crate::protocol::codec::Uuid;
+use crate::record::AppendOrigin;
+
+pub struct Partition<S: Storage> {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    pub leader_epoch: i32,
+    pub log: UnifiedLog<S>,
+}
+
+pub struct ReplicaManager<S: Storage> {
+    storage: S,
+    log_dir: PathBuf,
+    node_id: i32,
+    defaults: LogConfig,
+    failure: Arc<LogDirFailureChannel>,
+    partitions: RwLock<BTreeMap<(String, i32), Arc<Partition<S>>>>,
+    /// Woken on every append, for fetches waiting for `min_bytes`.
+    pub appended: Notify,
+}
+
+impl<S: Storage> ReplicaManager<S> {
+    pub fn new(storage: S, log_dir: PathBuf, node_id: i32, defaults: LogConfig, failure: Arc<LogDirFailureChannel>) -> ReplicaManager<S> {
+        ReplicaManager { storage, log_dir, node_id, defaults, failure, partitions: RwLock::new(BTreeMap::new()), appended: Notify::new() }
+    }
+
+    pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition<S>>> {
+        self.partitions.read().unwrap_or_else(|e| e.into_inner()).get(&(topic.to_string(), index)).cloned()
+    }
+
+    pub fn partitions(&self) -> Vec<Arc<Partition<S>>> {
+        self.partitions.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// Opens the logs of partitions the image gives this broker and deletes those of topics
+    /// it no longer has (Kafka's `applyDelta`).
+    pub async fn apply(&self, image: &MetadataImage, now_ms: i64) -> KafkaResult<()> {
+        let mut wanted = BTreeMap::new();
+        for topic in image.topics.values() {
+            for (&index, registration) in &topic.partitions {
+                if registration.leader == self.node_id {
+                    wanted.insert((topic.name.clone(), index), (topic.topic_id, registration.leader_epoch, topic.configs.clone()));
+                }
+            }
+        }
+        let current: Vec<(String, i32)> = self.partitions.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        for key in current {
+            let stale = match wanted.get(&key) {
+                None => true,
+                Some((id, _, _)) => self.partition(&key.0, key.1).is_some_and(|p| p.topic_id != *id),
+            };
+            if stale {
+                let partition = self.partitions.write().unwrap_or_else(|e| e.into_inner()).remove(&key).expect("listed");
+                partition.log.delete().await?;
+            }
+        }
+        for ((topic, index), (topic_id, leader_epoch, configs)) in wanted {
+            if self.partition(&topic, index).is_some() {
+                continue;
+            }
+            let config = topic_log_config(&self.defaults, &configs).map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
+            let dir = self.log_dir.join(format!("{topic}-{index}"));
+            let log = UnifiedLog::open(self.storage.clone(), &dir, config, self.failure.clone(), now_ms)
+                .await
+                .map_err(|e| KafkaError::new(ErrorCode::KafkaStorageError, format!("opening {}: {e}", dir.display())))?;
+            let end = log.log_end_offset().await;
+            log.update_high_watermark(end).await;
+            let partition = Arc::new(Partition { topic: topic.clone(), topic_id, index, leader_epoch, log });
+            self.partitions.write().unwrap_or_else(|e| e.into_inner()).insert((topic, index), partition);
+        }
+        Ok(())
+    }
+
+    /// Appends a client's batch as the leader; the ISR is this broker, so the high
+    /// watermark moves to the log end offset at once.
+    pub async fn append(&self, topic: &str, index: i32, records: BytesMut, now_ms: i64) -> KafkaResult<(LogAppendInfo, i64)> {
+        let partition = self.partition(topic, index).ok_or_else(|| KafkaError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic}-{index}")))?;
+        let info = partition.log.append_as_leader(records, partition.leader_epoch, AppendOrigin::Client, now_ms).await?;
+        partition.log.update_high_watermark(info.last_offset + 1).await;
+        self.appended.notify_waiters();
+        let log_start_offset = partition.log.log_start_offset().await;
+        Ok((info, log_start_offset))
+    }
+
+    /// Retention and the `flush.ms` policy, for the scheduler.
+    pub async fn housekeeping(&self, now_ms: i64) {
+        for partition in self.partitions() {
+            let _ = partition.log.delete_old_segments(now_ms).await;
+            let _ = partition.log.maybe_flush(now_ms).await;
+        }
+    }
+
+    pub async fn shutdown(&self, now_ms: i64) {
+        for partition in self.partitions() {
+            let _ = partition.log.close(now_ms).await;
+        }
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+}
+
+/// The topic's log config: the broker defaults overridden by the topic's configs.
+pub fn topic_log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> Result<LogConfig, String> {
+    let mut config = defaults.clone();
+    for (key, value) in configs {
+        apply_topic_config(&mut config, key, value)?;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Sets one topic-level key (Kafka's names).
+pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Result<(), String> {
+    fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+        value.parse().map_err(|_| format!("Invalid value {value} for configuration {key}"))
+    }
+    match key {
+        "segment.bytes" => config.segment_bytes = num(key, value)?,
+        "segment.ms" => config.segment_ms = num(key, value)?,
+        "segment.index.bytes" => config.segment_index_bytes = num(key, value)?,
+        "index.interval.bytes" => config.index_interval_bytes = num(key, value)?,
+        "retention.ms" => config.retention_ms = num(key, value)?,
+        "retention.bytes" => config.retention_bytes = num(key, value)?,
+        "flush.messages" => config.flush_messages = num(key, value)?,
+        "flush.ms" => config.flush_ms = num(key, value)?,
+        "max.message.bytes" => config.max_message_bytes = num(key, value)?,
+        "message.timestamp.type" => {
+            config.message_timestamp_type = match value {
+                "CreateTime" => crate::record::TimestampType::CreateTime,
+                "LogAppendTime" => crate::record::TimestampType::LogAppendTime,
+                _ => return Err(format!("Invalid value {value} for configuration {key}")),
+            }
+        }
+        "message.timestamp.before.max.ms" => config.message_timestamp_before_max_ms = num(key, value)?,
+        "message.timestamp.after.max.ms" => config.message_timestamp_after_max_ms = num(key, value)?,
+        // Accepted only where this broker does what they ask.
+        "cleanup.policy" if value == "delete" => {}
+        "compression.type" if value == "producer" => {}
+        "min.insync.replicas" if value == "1" => {}
+        "unclean.leader.election.enable" if value == "true" || value == "false" => {}
+        "cleanup.policy" | "compression.type" | "min.insync.replicas" => {
+            return Err(format!("{key}={value} is not supported yet (compaction, recompression and replication arrive later)"))
+        }
+        _ => return Err(format!("Unknown topic config name: {key}")),
+    }
+    Ok(())
+}
