@@ -80,7 +80,10 @@ fn server(args: &[String]) -> ExitCode {
             other => return usage_error(&format!("unknown argument {other}")),
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     let storage = RealStorage::new(".");
     let text = match &properties_file {
         Some(file) => match runtime.block_on(read_to_end(&storage, Path::new(file), 1 << 20)) {
@@ -138,7 +141,8 @@ fn server(args: &[String]) -> ExitCode {
 
 /// SIGTERM or SIGINT.
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}

@@ -31,13 +31,13 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ("rand::random", &[], "OS entropy makes runs irreproducible"),
     (
         "SystemTime::now",
-        &[],
-        "clocks are read only by the shell and passed in as now",
+        &["src/server/clock.rs"],
+        "clocks are read only by the shell's clock module and passed in as now",
     ),
     (
         "Instant::now",
-        &[],
-        "clocks are read only by the shell and passed in as now",
+        &["src/server/clock.rs"],
+        "clocks are read only by the shell's clock module and passed in as now",
     ),
     ("static mut", &[], "process-global state leaks between simulated seeds"),
 ];

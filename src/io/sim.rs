@@ -293,9 +293,16 @@ impl Storage for SimStorage {
         if !disk.dirs.contains(dir) {
             return Err(not_found(dir));
         }
-        let occupied = disk.names.keys().chain(disk.dirs.iter()).any(|p| p.parent() == Some(dir));
+        let occupied = disk
+            .names
+            .keys()
+            .chain(disk.dirs.iter())
+            .any(|p| p.parent() == Some(dir));
         if occupied {
-            return Err(io::Error::new(io::ErrorKind::DirectoryNotEmpty, dir.display().to_string()));
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                dir.display().to_string(),
+            ));
         }
         disk.dirs.remove(dir);
         Ok(())

@@ -498,7 +498,10 @@ impl<S: Storage> UnifiedLog<S> {
         let log_start_offset = state.log_start_offset;
         let mut max = None;
         for segment in state.segments.values_mut() {
-            let indexes = segment.indexes(&self.storage, &self.config).await.map_err(|e| self.fail("read", e))?;
+            let indexes = segment
+                .indexes(&self.storage, &self.config)
+                .await
+                .map_err(|e| self.fail("read", e))?;
             if indexes.next_offset > log_start_offset && indexes.max_timestamp >= 0 {
                 max = max.max(Some(indexes.max_timestamp));
             }
@@ -734,15 +737,31 @@ impl<S: Storage> UnifiedLog<S> {
         self.deleted.store(true, Ordering::Release);
         let segments = std::mem::take(&mut state.segments);
         for segment in segments.into_values() {
-            segment.delete(&self.storage).await.map_err(|e| self.fail("delete log", e))?;
+            segment
+                .delete(&self.storage)
+                .await
+                .map_err(|e| self.fail("delete log", e))?;
         }
-        let names = self.storage.list(&self.dir).await.map_err(|e| self.fail("delete log", e))?;
+        let names = self
+            .storage
+            .list(&self.dir)
+            .await
+            .map_err(|e| self.fail("delete log", e))?;
         for name in names {
-            self.storage.remove(&self.dir.join(name)).await.map_err(|e| self.fail("delete log", e))?;
+            self.storage
+                .remove(&self.dir.join(name))
+                .await
+                .map_err(|e| self.fail("delete log", e))?;
         }
-        self.storage.remove_dir(&self.dir).await.map_err(|e| self.fail("delete log", e))?;
+        self.storage
+            .remove_dir(&self.dir)
+            .await
+            .map_err(|e| self.fail("delete log", e))?;
         if let Some(parent) = self.dir.parent() {
-            self.storage.sync_dir(parent).await.map_err(|e| self.fail("delete log", e))?;
+            self.storage
+                .sync_dir(parent)
+                .await
+                .map_err(|e| self.fail("delete log", e))?;
         }
         Ok(())
     }
@@ -992,7 +1011,10 @@ impl<S: Storage> UnifiedLog<S> {
 
     fn check_online(&self) -> KafkaResult<()> {
         if self.deleted.load(Ordering::Acquire) {
-            return Err(KafkaError::new(ErrorCode::UnknownTopicOrPartition, format!("{} was deleted", self.dir.display())));
+            return Err(KafkaError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("{} was deleted", self.dir.display()),
+            ));
         }
         if self.failure.is_offline() {
             return Err(KafkaError::new(

@@ -53,8 +53,16 @@ impl QuorumController {
         let mut results = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for (i, spec) in specs.iter().enumerate() {
-            let partitions = if spec.num_partitions == -1 { self.num_partitions } else { spec.num_partitions };
-            let factor = if spec.replication_factor == -1 { self.default_replication_factor } else { spec.replication_factor };
+            let partitions = if spec.num_partitions == -1 {
+                self.num_partitions
+            } else {
+                spec.num_partitions
+            };
+            let factor = if spec.replication_factor == -1 {
+                self.default_replication_factor
+            } else {
+                spec.replication_factor
+            };
             let mut result = CreateTopicResult {
                 name: spec.name.clone(),
                 error: ErrorCode::None,
@@ -64,22 +72,36 @@ impl QuorumController {
                 replication_factor: factor,
             };
             let error = if !seen.insert(spec.name.clone()) {
-                Some((ErrorCode::InvalidRequest, "the topic appears twice in the request".to_string()))
+                Some((
+                    ErrorCode::InvalidRequest,
+                    "the topic appears twice in the request".to_string(),
+                ))
             } else if let Err(why) = validate_topic_name(&spec.name) {
                 Some((ErrorCode::InvalidTopicException, why))
             } else if image.topics.contains_key(&spec.name) {
-                Some((ErrorCode::TopicAlreadyExists, format!("Topic '{}' already exists.", spec.name)))
+                Some((
+                    ErrorCode::TopicAlreadyExists,
+                    format!("Topic '{}' already exists.", spec.name),
+                ))
             } else if partitions < 1 || partitions > PARTITIONS_PER_TOPIC_MAX {
-                Some((ErrorCode::InvalidPartitions, format!("Number of partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}.")))
+                Some((
+                    ErrorCode::InvalidPartitions,
+                    format!("Number of partitions must be in 1..={PARTITIONS_PER_TOPIC_MAX}."),
+                ))
             } else if factor < 1 {
-                Some((ErrorCode::InvalidReplicationFactor, "Replication factor must be larger than 0.".to_string()))
+                Some((
+                    ErrorCode::InvalidReplicationFactor,
+                    "Replication factor must be larger than 0.".to_string(),
+                ))
             } else if factor as usize > image.brokers.len().max(1) {
                 Some((
                     ErrorCode::InvalidReplicationFactor,
                     format!("Unable to replicate the partition {factor} time(s): The target replication factor of {factor} cannot be reached because only {} broker(s) are registered.", image.brokers.len()),
                 ))
             } else {
-                spec.configs.iter().find_map(|(k, v)| config_is_valid(k, v).err().map(|why| (ErrorCode::InvalidConfig, why)))
+                spec.configs
+                    .iter()
+                    .find_map(|(k, v)| config_is_valid(k, v).err().map(|why| (ErrorCode::InvalidConfig, why)))
             };
             if let Some((code, message)) = error {
                 result.error = code;
@@ -93,9 +115,16 @@ impl QuorumController {
             if validate_only {
                 continue;
             }
-            records.push(MetadataRecord::Topic { name: spec.name.clone(), topic_id: id });
+            records.push(MetadataRecord::Topic {
+                name: spec.name.clone(),
+                topic_id: id,
+            });
             for (key, value) in &spec.configs {
-                records.push(MetadataRecord::TopicConfig { name: spec.name.clone(), key: key.clone(), value: Some(value.clone()) });
+                records.push(MetadataRecord::TopicConfig {
+                    name: spec.name.clone(),
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                });
             }
             for partition in 0..partitions {
                 records.push(MetadataRecord::Partition {
@@ -112,13 +141,23 @@ impl QuorumController {
     }
 
     /// Records that delete the named topics, and an error per name.
-    pub fn delete_topics(&self, image: &MetadataImage, names: &[String]) -> (Vec<MetadataRecord>, Vec<(String, Uuid, ErrorCode)>) {
+    pub fn delete_topics(
+        &self,
+        image: &MetadataImage,
+        names: &[String],
+    ) -> (Vec<MetadataRecord>, Vec<(String, Uuid, ErrorCode)>) {
         let mut records = Vec::new();
         let mut results = Vec::new();
         for name in names {
             match image.topics.get(name) {
-                Some(topic) if !records.contains(&MetadataRecord::RemoveTopic { topic_id: topic.topic_id }) => {
-                    records.push(MetadataRecord::RemoveTopic { topic_id: topic.topic_id });
+                Some(topic)
+                    if !records.contains(&MetadataRecord::RemoveTopic {
+                        topic_id: topic.topic_id,
+                    }) =>
+                {
+                    records.push(MetadataRecord::RemoveTopic {
+                        topic_id: topic.topic_id,
+                    });
                     results.push((name.clone(), topic.topic_id, ErrorCode::None));
                 }
                 _ => results.push((name.clone(), Uuid::default(), ErrorCode::UnknownTopicOrPartition)),
@@ -133,7 +172,12 @@ impl QuorumController {
         if current.is_some_and(|b| b.host == host && b.port == port) {
             return None;
         }
-        Some(MetadataRecord::RegisterBroker { broker_id: self.node_id, broker_epoch: epoch, host: host.to_string(), port })
+        Some(MetadataRecord::RegisterBroker {
+            broker_id: self.node_id,
+            broker_epoch: epoch,
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
@@ -146,9 +190,14 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         return Err("Topic name cannot be \".\" or \"..\"".into());
     }
     if name.len() > TOPIC_NAME_BYTES_MAX {
-        return Err(format!("Topic name is illegal, it can't be longer than {TOPIC_NAME_BYTES_MAX} characters"));
+        return Err(format!(
+            "Topic name is illegal, it can't be longer than {TOPIC_NAME_BYTES_MAX} characters"
+        ));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return Err(format!("Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"));
     }
     Ok(())
@@ -159,11 +208,20 @@ mod tests {
     use super::*;
 
     fn controller() -> QuorumController {
-        QuorumController { node_id: 1, num_partitions: 3, default_replication_factor: 1 }
+        QuorumController {
+            node_id: 1,
+            num_partitions: 3,
+            default_replication_factor: 1,
+        }
     }
 
     fn spec(name: &str, partitions: i32, factor: i16) -> TopicSpec {
-        TopicSpec { name: name.into(), num_partitions: partitions, replication_factor: factor, configs: vec![] }
+        TopicSpec {
+            name: name.into(),
+            num_partitions: partitions,
+            replication_factor: factor,
+            configs: vec![],
+        }
     }
 
     #[test]
@@ -189,10 +247,20 @@ mod tests {
             let (records, results) = c.create_topics(&image, &[s.clone()], |_| Uuid([1; 16]), false, |_, _| Ok(()));
             assert_eq!(results[0].error, error, "{}", s.name);
             assert_eq!(results[0].num_partitions, partitions, "{}", s.name);
-            let expected = if error == ErrorCode::None { 1 + partitions as usize } else { 0 };
+            let expected = if error == ErrorCode::None {
+                1 + partitions as usize
+            } else {
+                0
+            };
             assert_eq!(records.len(), expected, "{}", s.name);
         }
-        let (records, results) = c.create_topics(&image, &[spec("dup", 1, 1), spec("dup", 1, 1)], |_| Uuid([2; 16]), false, |_, _| Ok(()));
+        let (records, results) = c.create_topics(
+            &image,
+            &[spec("dup", 1, 1), spec("dup", 1, 1)],
+            |_| Uuid([2; 16]),
+            false,
+            |_, _| Ok(()),
+        );
         assert_eq!((records.len(), results[1].error), (2, ErrorCode::InvalidRequest));
         let (records, results) = c.create_topics(&image, &[spec("dry", 1, 1)], |_| Uuid([2; 16]), true, |_, _| Ok(()));
         assert_eq!((records.len(), results[0].error), (0, ErrorCode::None));
@@ -207,9 +275,21 @@ mod tests {
             image.replay(r, i as i64);
         }
         let (records, results) = c.delete_topics(&image, &["a".into(), "missing".into(), "a".into()]);
-        assert_eq!(records, vec![MetadataRecord::RemoveTopic { topic_id: Uuid([3; 16]) }]);
+        assert_eq!(
+            records,
+            vec![MetadataRecord::RemoveTopic {
+                topic_id: Uuid([3; 16])
+            }]
+        );
         let codes: Vec<ErrorCode> = results.iter().map(|r| r.2).collect();
-        assert_eq!(codes, vec![ErrorCode::None, ErrorCode::UnknownTopicOrPartition, ErrorCode::UnknownTopicOrPartition]);
+        assert_eq!(
+            codes,
+            vec![
+                ErrorCode::None,
+                ErrorCode::UnknownTopicOrPartition,
+                ErrorCode::UnknownTopicOrPartition
+            ]
+        );
         image.replay(&records[0], 10);
         assert!(image.topics.is_empty());
     }

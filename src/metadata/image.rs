@@ -43,17 +43,48 @@ impl MetadataImage {
         assert!(offset >= self.offset, "metadata records replay in offset order");
         self.offset = offset + 1;
         match record {
-            MetadataRecord::RegisterBroker { broker_id, broker_epoch, host, port } => {
-                let registration = BrokerRegistration { broker_id: *broker_id, broker_epoch: *broker_epoch, host: host.clone(), port: *port };
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                broker_epoch,
+                host,
+                port,
+            } => {
+                let registration = BrokerRegistration {
+                    broker_id: *broker_id,
+                    broker_epoch: *broker_epoch,
+                    host: host.clone(),
+                    port: *port,
+                };
                 self.brokers.insert(*broker_id, registration);
             }
             MetadataRecord::Topic { name, topic_id } => {
-                let topic = TopicImage { name: name.clone(), topic_id: *topic_id, partitions: BTreeMap::new(), configs: BTreeMap::new() };
+                let topic = TopicImage {
+                    name: name.clone(),
+                    topic_id: *topic_id,
+                    partitions: BTreeMap::new(),
+                    configs: BTreeMap::new(),
+                };
                 self.topics.insert(name.clone(), topic);
             }
-            MetadataRecord::Partition { topic_id, partition, replicas, isr, leader, leader_epoch } => {
-                let topic = self.topics.values_mut().find(|t| t.topic_id == *topic_id).expect("a partition record follows its topic record");
-                let registration = PartitionRegistration { replicas: replicas.clone(), isr: isr.clone(), leader: *leader, leader_epoch: *leader_epoch };
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+            } => {
+                let topic = self
+                    .topics
+                    .values_mut()
+                    .find(|t| t.topic_id == *topic_id)
+                    .expect("a partition record follows its topic record");
+                let registration = PartitionRegistration {
+                    replicas: replicas.clone(),
+                    isr: isr.clone(),
+                    leader: *leader,
+                    leader_epoch: *leader_epoch,
+                };
                 topic.partitions.insert(*partition, registration);
             }
             MetadataRecord::RemoveTopic { topic_id } => {

@@ -9,12 +9,33 @@ use crate::protocol::codec::{DecodeError, Reader, Uuid};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MetadataRecord {
-    RegisterBroker { broker_id: i32, broker_epoch: i64, host: String, port: i32 },
-    Topic { name: String, topic_id: Uuid },
-    Partition { topic_id: Uuid, partition: i32, replicas: Vec<i32>, isr: Vec<i32>, leader: i32, leader_epoch: i32 },
-    RemoveTopic { topic_id: Uuid },
+    RegisterBroker {
+        broker_id: i32,
+        broker_epoch: i64,
+        host: String,
+        port: i32,
+    },
+    Topic {
+        name: String,
+        topic_id: Uuid,
+    },
+    Partition {
+        topic_id: Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+    },
+    RemoveTopic {
+        topic_id: Uuid,
+    },
     /// A topic config set (`value` Some) or deleted (`None`).
-    TopicConfig { name: String, key: String, value: Option<String> },
+    TopicConfig {
+        name: String,
+        key: String,
+        value: Option<String>,
+    },
 }
 
 const REGISTER_BROKER: u8 = 1;
@@ -26,7 +47,12 @@ const TOPIC_CONFIG: u8 = 5;
 pub fn encode_record(record: &MetadataRecord) -> Bytes {
     let mut w = BytesMut::new();
     match record {
-        MetadataRecord::RegisterBroker { broker_id, broker_epoch, host, port } => {
+        MetadataRecord::RegisterBroker {
+            broker_id,
+            broker_epoch,
+            host,
+            port,
+        } => {
             w.put_u8(REGISTER_BROKER);
             w.put_u8(0);
             w.put_i32(*broker_id);
@@ -40,7 +66,14 @@ pub fn encode_record(record: &MetadataRecord) -> Bytes {
             put_string(&mut w, name);
             w.put_slice(&topic_id.0);
         }
-        MetadataRecord::Partition { topic_id, partition, replicas, isr, leader, leader_epoch } => {
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas,
+            isr,
+            leader,
+            leader_epoch,
+        } => {
             w.put_u8(PARTITION);
             w.put_u8(0);
             w.put_slice(&topic_id.0);
@@ -83,7 +116,10 @@ pub fn decode_record(bytes: Bytes) -> Result<MetadataRecord, DecodeError> {
             host: r.read_string(false, "host")?,
             port: r.read_i32()?,
         },
-        TOPIC => MetadataRecord::Topic { name: r.read_string(false, "name")?, topic_id: r.read_uuid()? },
+        TOPIC => MetadataRecord::Topic {
+            name: r.read_string(false, "name")?,
+            topic_id: r.read_uuid()?,
+        },
         PARTITION => MetadataRecord::Partition {
             topic_id: r.read_uuid()?,
             partition: r.read_i32()?,
@@ -92,11 +128,17 @@ pub fn decode_record(bytes: Bytes) -> Result<MetadataRecord, DecodeError> {
             leader: r.read_i32()?,
             leader_epoch: r.read_i32()?,
         },
-        REMOVE_TOPIC => MetadataRecord::RemoveTopic { topic_id: r.read_uuid()? },
+        REMOVE_TOPIC => MetadataRecord::RemoveTopic {
+            topic_id: r.read_uuid()?,
+        },
         TOPIC_CONFIG => {
             let name = r.read_string(false, "name")?;
             let key = r.read_string(false, "key")?;
-            let value = if r.read_i8()? == 1 { Some(r.read_string(false, "value")?) } else { None };
+            let value = if r.read_i8()? == 1 {
+                Some(r.read_string(false, "value")?)
+            } else {
+                None
+            };
             MetadataRecord::TopicConfig { name, key, value }
         }
         other => return Err(DecodeError::BadLength(other as i64)),
@@ -129,12 +171,35 @@ mod tests {
     fn records_round_trip() {
         let id = Uuid([7; 16]);
         let cases = [
-            MetadataRecord::RegisterBroker { broker_id: 1, broker_epoch: 5, host: "127.0.0.1".into(), port: 9092 },
-            MetadataRecord::Topic { name: "events".into(), topic_id: id },
-            MetadataRecord::Partition { topic_id: id, partition: 3, replicas: vec![1], isr: vec![1], leader: 1, leader_epoch: 0 },
+            MetadataRecord::RegisterBroker {
+                broker_id: 1,
+                broker_epoch: 5,
+                host: "127.0.0.1".into(),
+                port: 9092,
+            },
+            MetadataRecord::Topic {
+                name: "events".into(),
+                topic_id: id,
+            },
+            MetadataRecord::Partition {
+                topic_id: id,
+                partition: 3,
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+            },
             MetadataRecord::RemoveTopic { topic_id: id },
-            MetadataRecord::TopicConfig { name: "events".into(), key: "retention.ms".into(), value: Some("1000".into()) },
-            MetadataRecord::TopicConfig { name: "events".into(), key: "retention.ms".into(), value: None },
+            MetadataRecord::TopicConfig {
+                name: "events".into(),
+                key: "retention.ms".into(),
+                value: Some("1000".into()),
+            },
+            MetadataRecord::TopicConfig {
+                name: "events".into(),
+                key: "retention.ms".into(),
+                value: None,
+            },
         ];
         for record in cases {
             let bytes = encode_record(&record);

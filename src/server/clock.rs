@@ -3,5 +3,13 @@
 //! the simulated clock.
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The monotonic clock, for deadlines (tokio's, which madsim simulates).
+pub fn monotonic() -> tokio::time::Instant {
+    tokio::time::Instant::now()
 }

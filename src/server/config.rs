@@ -76,10 +76,14 @@ impl ServerConfig {
         let mut values: BTreeMap<String, String> = BTreeMap::new();
         let mut warnings = Vec::new();
         let mut set = |line: &str, origin: &str| -> Result<(), String> {
-            let (key, value) = line.split_once('=').ok_or_else(|| format!("{origin}: expected key=value, got \"{line}\""))?;
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("{origin}: expected key=value, got \"{line}\""))?;
             let key = key.trim();
             if !KEYS.iter().any(|(k, _)| *k == key) {
-                warnings.push(format!("{origin}: the configuration '{key}' is not known and is ignored"));
+                warnings.push(format!(
+                    "{origin}: the configuration '{key}' is not known and is ignored"
+                ));
                 return Ok(());
             }
             values.insert(key.to_string(), value.trim().to_string());
@@ -96,7 +100,12 @@ impl ServerConfig {
             set(o, "--override")?;
         }
         let get = |key: &str| -> String {
-            values.get(key).cloned().unwrap_or_else(|| KEYS.iter().find(|(k, _)| *k == key).map(|(_, d)| d.to_string()).unwrap_or_default())
+            values.get(key).cloned().unwrap_or_else(|| {
+                KEYS.iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, d)| d.to_string())
+                    .unwrap_or_default()
+            })
         };
         let config = ServerConfig::from_values(&get)?;
         let mut all = BTreeMap::new();
@@ -111,21 +120,45 @@ impl ServerConfig {
         if node_id < 0 {
             return Err(invalid("node.id", &get("node.id"), "must be 0 or more"));
         }
-        let process_roles: Vec<String> = get("process.roles").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        if process_roles.iter().any(|r| r != "broker" && r != "controller") || !process_roles.contains(&"broker".to_string()) {
-            return Err(invalid("process.roles", &get("process.roles"), "must hold broker (and may hold controller)"));
+        let process_roles: Vec<String> = get("process.roles")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if process_roles.iter().any(|r| r != "broker" && r != "controller")
+            || !process_roles.contains(&"broker".to_string())
+        {
+            return Err(invalid(
+                "process.roles",
+                &get("process.roles"),
+                "must hold broker (and may hold controller)",
+            ));
         }
-        let listener = parse_listener(&get("listeners")).map_err(|why| invalid("listeners", &get("listeners"), &why))?;
+        let listener =
+            parse_listener(&get("listeners")).map_err(|why| invalid("listeners", &get("listeners"), &why))?;
         let advertised = get("advertised.listeners");
         let (advertised_host, advertised_port) = if advertised.is_empty() {
             (listener.ip().to_string(), listener.port())
         } else {
             parse_host_port(&advertised).map_err(|why| invalid("advertised.listeners", &advertised, &why))?
         };
-        let dirs = if get("log.dir").is_empty() { get("log.dirs") } else { get("log.dir") };
-        let log_dirs: Vec<PathBuf> = dirs.split(',').map(|s| s.trim()).filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+        let dirs = if get("log.dir").is_empty() {
+            get("log.dirs")
+        } else {
+            get("log.dir")
+        };
+        let log_dirs: Vec<PathBuf> = dirs
+            .split(',')
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
         if log_dirs.len() != 1 {
-            return Err(invalid("log.dirs", &dirs, "must name exactly one directory (JBOD arrives later)"));
+            return Err(invalid(
+                "log.dirs",
+                &dirs,
+                "must name exactly one directory (JBOD arrives later)",
+            ));
         }
         let hours: i64 = number(get, "log.retention.hours")?;
         let retention_ms = if !get("log.retention.ms").is_empty() {
@@ -135,12 +168,26 @@ impl ServerConfig {
         } else {
             hours * 3_600_000
         };
-        let roll_ms = if get("log.roll.ms").is_empty() { number::<i64>(get, "log.roll.hours")? * 3_600_000 } else { number(get, "log.roll.ms")? };
-        let flush_ms = if get("log.flush.interval.ms").is_empty() { i64::MAX } else { number(get, "log.flush.interval.ms")? };
+        let roll_ms = if get("log.roll.ms").is_empty() {
+            number::<i64>(get, "log.roll.hours")? * 3_600_000
+        } else {
+            number(get, "log.roll.ms")?
+        };
+        let flush_ms = if get("log.flush.interval.ms").is_empty() {
+            i64::MAX
+        } else {
+            number(get, "log.flush.interval.ms")?
+        };
         let timestamp_type = match get("log.message.timestamp.type").as_str() {
             "CreateTime" => TimestampType::CreateTime,
             "LogAppendTime" => TimestampType::LogAppendTime,
-            other => return Err(invalid("log.message.timestamp.type", other, "must be CreateTime or LogAppendTime")),
+            other => {
+                return Err(invalid(
+                    "log.message.timestamp.type",
+                    other,
+                    "must be CreateTime or LogAppendTime",
+                ))
+            }
         };
         let log = LogConfig {
             segment_bytes: number(get, "log.segment.bytes")?,
@@ -155,18 +202,27 @@ impl ServerConfig {
             message_timestamp_type: timestamp_type,
             ..LogConfig::default()
         };
-        log.validate().map_err(|why| format!("Invalid configuration: log.{why}"))?;
+        log.validate()
+            .map_err(|why| format!("Invalid configuration: log.{why}"))?;
         let num_partitions: i32 = number(get, "num.partitions")?;
         if num_partitions < 1 {
             return Err(invalid("num.partitions", &get("num.partitions"), "must be at least 1"));
         }
         let default_replication_factor: i16 = number(get, "default.replication.factor")?;
         if default_replication_factor < 1 {
-            return Err(invalid("default.replication.factor", &get("default.replication.factor"), "must be at least 1"));
+            return Err(invalid(
+                "default.replication.factor",
+                &get("default.replication.factor"),
+                "must be at least 1",
+            ));
         }
         let socket_request_max_bytes: usize = number(get, "socket.request.max.bytes")?;
         if socket_request_max_bytes < 1024 {
-            return Err(invalid("socket.request.max.bytes", &get("socket.request.max.bytes"), "must be at least 1024"));
+            return Err(invalid(
+                "socket.request.max.bytes",
+                &get("socket.request.max.bytes"),
+                "must be at least 1024",
+            ));
         }
         Ok(ServerConfig {
             node_id,
@@ -208,8 +264,14 @@ fn boolean(get: &dyn Fn(&str) -> String, key: &str) -> Result<bool, String> {
 /// `PLAINTEXT://host:port`, the one listener this broker opens.
 fn parse_listener(text: &str) -> Result<SocketAddr, String> {
     let (host, port) = parse_host_port(text)?;
-    let host = if host.is_empty() || host == "localhost" { "127.0.0.1".to_string() } else { host };
-    format!("{host}:{port}").parse().map_err(|_| format!("{host} is not an IP address"))
+    let host = if host.is_empty() || host == "localhost" {
+        "127.0.0.1".to_string()
+    } else {
+        host
+    };
+    format!("{host}:{port}")
+        .parse()
+        .map_err(|_| format!("{host} is not an IP address"))
 }
 
 fn parse_host_port(text: &str) -> Result<(String, u16), String> {
@@ -241,7 +303,8 @@ mod tests {
     #[test]
     fn keys_as_data() {
         let text = "# comment\nnode.id=3\nlisteners=PLAINTEXT://127.0.0.2:19092\nlog.dirs=/tmp/k\nlog.retention.minutes=5\nnum.partitions=4\nsome.unknown=1\n";
-        let (config, warnings) = ServerConfig::parse(text, &["num.partitions=6".into(), "log.segment.bytes=1048576".into()]).unwrap();
+        let (config, warnings) =
+            ServerConfig::parse(text, &["num.partitions=6".into(), "log.segment.bytes=1048576".into()]).unwrap();
         assert_eq!(config.node_id, 3);
         assert_eq!(config.listener, "127.0.0.2:19092".parse().unwrap());
         assert_eq!(config.num_partitions, 6);

@@ -32,12 +32,24 @@ struct Api {
 }
 
 const fn api<M: Message>(min: i16, max: i16) -> Api {
-    Api { key: M::API_KEY, min, max, handled_min: if min > M::VERSION_MIN { min } else { M::VERSION_MIN }, flexible_min: M::FLEXIBLE_MIN }
+    Api {
+        key: M::API_KEY,
+        min,
+        max,
+        handled_min: if min > M::VERSION_MIN { min } else { M::VERSION_MIN },
+        flexible_min: M::FLEXIBLE_MIN,
+    }
 }
 
 /// What the broker advertises in ApiVersions: only what works.
 const APIS: &[Api] = &[
-    Api { key: ProduceRequest::API_KEY, min: 0, max: 11, handled_min: 3, flexible_min: ProduceRequest::FLEXIBLE_MIN },
+    Api {
+        key: ProduceRequest::API_KEY,
+        min: 0,
+        max: 11,
+        handled_min: 3,
+        flexible_min: ProduceRequest::FLEXIBLE_MIN,
+    },
     api::<FetchRequest>(4, 16),
     api::<ListOffsetsRequest>(1, 7),
     api::<MetadataRequest>(0, 12),
@@ -53,11 +65,17 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let Some(api) = APIS.iter().find(|a| a.key == api_key) else { return Reply::Close };
+    let Some(api) = APIS.iter().find(|a| a.key == api_key) else {
+        return Reply::Close;
+    };
     if version < api.min || version > api.max {
         if api_key == ApiVersionsRequest::API_KEY {
             // KIP-511: answer a version we do not know in v0's format, with what we support.
-            let response = ApiVersionsResponse { error_code: ErrorCode::UnsupportedVersion.code(), api_keys: api_versions(), ..Default::default() };
+            let response = ApiVersionsResponse {
+                error_code: ErrorCode::UnsupportedVersion.code(),
+                api_keys: api_versions(),
+                ..Default::default()
+            };
             return respond(correlation_id, 0, &response, 0);
         }
         return Reply::Close;
@@ -71,18 +89,60 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
         return Reply::Close;
     }
     // ApiVersions answers with header v0 always, so that any client can read it.
-    let header_version = if flexible && api_key != ApiVersionsRequest::API_KEY { 1 } else { 0 };
+    let header_version = if flexible && api_key != ApiVersionsRequest::API_KEY {
+        1
+    } else {
+        0
+    };
     match api_key {
-        k if k == ApiVersionsRequest::API_KEY => run(r, version, correlation_id, header_version, |_: ApiVersionsRequest| async {
-            Some(ApiVersionsResponse { api_keys: api_versions(), ..Default::default() })
-        })
-        .await,
-        k if k == MetadataRequest::API_KEY => run(r, version, correlation_id, header_version, |req| metadata(broker, req, version)).await,
-        k if k == ProduceRequest::API_KEY => run(r, version, correlation_id, header_version, |req| produce(broker, req)).await,
-        k if k == FetchRequest::API_KEY => run(r, version, correlation_id, header_version, |req| fetch(broker, req, version)).await,
-        k if k == ListOffsetsRequest::API_KEY => run(r, version, correlation_id, header_version, |req| list_offsets(broker, req)).await,
-        k if k == CreateTopicsRequest::API_KEY => run(r, version, correlation_id, header_version, |req| create_topics(broker, req)).await,
-        k if k == DeleteTopicsRequest::API_KEY => run(r, version, correlation_id, header_version, |req| delete_topics(broker, req)).await,
+        k if k == ApiVersionsRequest::API_KEY => {
+            run(
+                r,
+                version,
+                correlation_id,
+                header_version,
+                |_: ApiVersionsRequest| async {
+                    Some(ApiVersionsResponse {
+                        api_keys: api_versions(),
+                        ..Default::default()
+                    })
+                },
+            )
+            .await
+        }
+        k if k == MetadataRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                metadata(broker, req, version)
+            })
+            .await
+        }
+        k if k == ProduceRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| produce(broker, req)).await
+        }
+        k if k == FetchRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                fetch(broker, req, version)
+            })
+            .await
+        }
+        k if k == ListOffsetsRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                list_offsets(broker, req)
+            })
+            .await
+        }
+        k if k == CreateTopicsRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                create_topics(broker, req)
+            })
+            .await
+        }
+        k if k == DeleteTopicsRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                delete_topics(broker, req)
+            })
+            .await
+        }
         _ => Reply::Close,
     }
 }
@@ -94,7 +154,9 @@ async fn run<Req: Message, Resp: Message, Fut: Future<Output = Option<Resp>>>(
     header_version: i16,
     handler: impl FnOnce(Req) -> Fut,
 ) -> Reply {
-    let Ok(request) = Req::decode(&mut r, version) else { return Reply::Close };
+    let Ok(request) = Req::decode(&mut r, version) else {
+        return Reply::Close;
+    };
     match handler(request).await {
         Some(response) => respond(correlation_id, header_version, &response, version),
         None => Reply::Silent,
@@ -104,7 +166,10 @@ async fn run<Req: Message, Resp: Message, Fut: Future<Output = Option<Resp>>>(
 fn respond<M: Message>(correlation_id: i32, header_version: i16, response: &M, version: i16) -> Reply {
     let mut w = BytesMut::with_capacity(64);
     w.put_i32(0);
-    let header = ResponseHeader { correlation_id, ..Default::default() };
+    let header = ResponseHeader {
+        correlation_id,
+        ..Default::default()
+    };
     if header.encode(&mut w, header_version).is_err() || response.encode(&mut w, version).is_err() {
         return Reply::Close;
     }
@@ -114,7 +179,14 @@ fn respond<M: Message>(correlation_id: i32, header_version: i16, response: &M, v
 }
 
 fn api_versions() -> Vec<api_versions_response::ApiVersion> {
-    APIS.iter().map(|a| api_versions_response::ApiVersion { api_key: a.key, min_version: a.min, max_version: a.max, ..Default::default() }).collect()
+    APIS.iter()
+        .map(|a| api_versions_response::ApiVersion {
+            api_key: a.key,
+            min_version: a.min,
+            max_version: a.max,
+            ..Default::default()
+        })
+        .collect()
 }
 
 async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, version: i16) -> Option<MetadataResponse> {
@@ -131,7 +203,12 @@ async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, vers
             .iter()
             .filter_map(|(name, _)| name.clone())
             .filter(|name| !image.topics.contains_key(name) && crate::metadata::validate_topic_name(name).is_ok())
-            .map(|name| TopicSpec { name, num_partitions: -1, replication_factor: -1, configs: vec![] })
+            .map(|name| TopicSpec {
+                name,
+                num_partitions: -1,
+                replication_factor: -1,
+                configs: vec![],
+            })
             .collect();
         if !missing.is_empty() {
             let _ = broker.create_topics(&missing, false).await;
@@ -139,7 +216,11 @@ async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, vers
         }
     }
     let names: Vec<(Option<String>, Uuid)> = match wanted {
-        None => image.topics.values().map(|t| (Some(t.name.clone()), t.topic_id)).collect(),
+        None => image
+            .topics
+            .values()
+            .map(|t| (Some(t.name.clone()), t.topic_id))
+            .collect(),
         Some(w) => w,
     };
     let topics = names
@@ -151,7 +232,11 @@ async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, vers
             };
             match found {
                 None => metadata_response::MetadataResponseTopic {
-                    error_code: if name.is_some() { ErrorCode::UnknownTopicOrPartition.code() } else { ErrorCode::UnknownTopicId.code() },
+                    error_code: if name.is_some() {
+                        ErrorCode::UnknownTopicOrPartition.code()
+                    } else {
+                        ErrorCode::UnknownTopicId.code()
+                    },
                     name,
                     topic_id: id,
                     ..Default::default()
@@ -180,7 +265,13 @@ async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, vers
         brokers: image
             .brokers
             .values()
-            .map(|b| metadata_response::MetadataResponseBroker { node_id: b.broker_id, host: b.host.clone(), port: b.port, rack: None, ..Default::default() })
+            .map(|b| metadata_response::MetadataResponseBroker {
+                node_id: b.broker_id,
+                host: b.host.clone(),
+                port: b.port,
+                rack: None,
+                ..Default::default()
+            })
             .collect(),
         cluster_id: Some(broker.cluster_id.clone()),
         controller_id: broker.config.node_id,
@@ -196,14 +287,29 @@ async fn produce<S: Storage>(broker: &Broker<S>, request: ProduceRequest) -> Opt
     for topic in request.topic_data {
         let mut partitions = Vec::new();
         for p in topic.partition_data {
-            let mut out = produce_response::PartitionProduceResponse { index: p.index, base_offset: -1, log_append_time_ms: -1, log_start_offset: -1, ..Default::default() };
+            let mut out = produce_response::PartitionProduceResponse {
+                index: p.index,
+                base_offset: -1,
+                log_append_time_ms: -1,
+                log_start_offset: -1,
+                ..Default::default()
+            };
             let result = if !matches!(acks, -1..=1) {
-                Err(KafkaError::new(ErrorCode::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {acks}")))
+                Err(KafkaError::new(
+                    ErrorCode::InvalidRequiredAcks,
+                    format!("acks must be -1, 0 or 1, not {acks}"),
+                ))
             } else if request.transactional_id.is_some() {
-                Err(KafkaError::new(ErrorCode::InvalidRequest, "transactions are not supported yet"))
+                Err(KafkaError::new(
+                    ErrorCode::InvalidRequest,
+                    "transactions are not supported yet",
+                ))
             } else {
                 let records = p.records.unwrap_or_default();
-                broker.replicas.append(&topic.name, p.index, BytesMut::from(&records[..]), now).await
+                broker
+                    .replicas
+                    .append(&topic.name, p.index, BytesMut::from(&records[..]), now)
+                    .await
             };
             match result {
                 Ok((info, log_start_offset)) => {
@@ -214,31 +320,43 @@ async fn produce<S: Storage>(broker: &Broker<S>, request: ProduceRequest) -> Opt
                 Err(e) => {
                     out.error_code = e.code.code();
                     if e.code == ErrorCode::InvalidRecord {
-                        out.record_errors = vec![produce_response::BatchIndexAndErrorMessage { batch_index: 0, batch_index_error_message: Some(e.message.clone()), ..Default::default() }];
+                        out.record_errors = vec![produce_response::BatchIndexAndErrorMessage {
+                            batch_index: 0,
+                            batch_index_error_message: Some(e.message.clone()),
+                            ..Default::default()
+                        }];
                     }
                     out.error_message = Some(e.message);
                 }
             }
             partitions.push(out);
         }
-        responses.push(produce_response::TopicProduceResponse { name: topic.name, topic_id: topic.topic_id, partition_responses: partitions, ..Default::default() });
+        responses.push(produce_response::TopicProduceResponse {
+            name: topic.name,
+            topic_id: topic.topic_id,
+            partition_responses: partitions,
+            ..Default::default()
+        });
     }
     if acks == 0 {
         return None;
     }
-    Some(ProduceResponse { responses, ..Default::default() })
+    Some(ProduceResponse {
+        responses,
+        ..Default::default()
+    })
 }
 
 async fn fetch<S: Storage>(broker: &Broker<S>, request: FetchRequest, version: i16) -> Option<FetchResponse> {
     let wait = Duration::from_millis(request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = clock::monotonic() + wait;
     loop {
         // Register for wake-ups before reading, so that an append in between is not missed.
         let appended = broker.replicas.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
         let (response, bytes) = fetch_once(broker, &request, version).await;
-        let now = tokio::time::Instant::now();
+        let now = clock::monotonic();
         if bytes >= request.min_bytes.max(0) as usize || now >= deadline || response.error_code != 0 {
             return Some(response);
         }
@@ -253,7 +371,11 @@ async fn fetch_once<S: Storage>(broker: &Broker<S>, request: &FetchRequest, vers
     let mut total = 0;
     let mut responses = Vec::new();
     for topic in &request.topics {
-        let name = if version >= 13 { image.topic_by_id(&topic.topic_id).map(|t| t.name.clone()) } else { Some(topic.topic.clone()) };
+        let name = if version >= 13 {
+            image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(topic.topic.clone())
+        };
         let mut partitions = Vec::new();
         for p in &topic.partitions {
             let mut out = fetch_response::PartitionData {
@@ -268,14 +390,22 @@ async fn fetch_once<S: Storage>(broker: &Broker<S>, request: &FetchRequest, vers
             };
             let partition = name.as_deref().and_then(|n| broker.replicas.partition(n, p.partition));
             let Some(partition) = partition else {
-                out.error_code = if version >= 13 { ErrorCode::UnknownTopicId.code() } else { ErrorCode::UnknownTopicOrPartition.code() };
+                out.error_code = if version >= 13 {
+                    ErrorCode::UnknownTopicId.code()
+                } else {
+                    ErrorCode::UnknownTopicOrPartition.code()
+                };
                 partitions.push(out);
                 continue;
             };
             let hw = partition.log.high_watermark().await;
             let max_bytes = (p.partition_max_bytes.max(0) as usize).min(bytes_left);
             // KIP-74: the first partition with data returns at least one whole batch.
-            match partition.log.read(p.fetch_offset, max_bytes, Some(hw), total == 0).await {
+            match partition
+                .log
+                .read(p.fetch_offset, max_bytes, Some(hw), total == 0)
+                .await
+            {
                 Ok(info) => {
                     out.high_watermark = info.high_watermark;
                     out.last_stable_offset = info.high_watermark;
@@ -293,9 +423,20 @@ async fn fetch_once<S: Storage>(broker: &Broker<S>, request: &FetchRequest, vers
             }
             partitions.push(out);
         }
-        responses.push(fetch_response::FetchableTopicResponse { topic: topic.topic.clone(), topic_id: topic.topic_id, partitions, ..Default::default() });
+        responses.push(fetch_response::FetchableTopicResponse {
+            topic: topic.topic.clone(),
+            topic_id: topic.topic_id,
+            partitions,
+            ..Default::default()
+        });
     }
-    (FetchResponse { responses, ..Default::default() }, total)
+    (
+        FetchResponse {
+            responses,
+            ..Default::default()
+        },
+        total,
+    )
 }
 
 /// ListOffsets' special timestamps.
@@ -308,7 +449,13 @@ async fn list_offsets<S: Storage>(broker: &Broker<S>, request: ListOffsetsReques
     for topic in request.topics {
         let mut partitions = Vec::new();
         for p in topic.partitions {
-            let mut out = list_offsets_response::ListOffsetsPartitionResponse { partition_index: p.partition_index, timestamp: -1, offset: -1, leader_epoch: -1, ..Default::default() };
+            let mut out = list_offsets_response::ListOffsetsPartitionResponse {
+                partition_index: p.partition_index,
+                timestamp: -1,
+                offset: -1,
+                leader_epoch: -1,
+                ..Default::default()
+            };
             match broker.replicas.partition(&topic.name, p.partition_index) {
                 None => out.error_code = ErrorCode::UnknownTopicOrPartition.code(),
                 Some(partition) => {
@@ -336,9 +483,16 @@ async fn list_offsets<S: Storage>(broker: &Broker<S>, request: ListOffsetsReques
             }
             partitions.push(out);
         }
-        topics.push(list_offsets_response::ListOffsetsTopicResponse { name: topic.name, partitions, ..Default::default() });
+        topics.push(list_offsets_response::ListOffsetsTopicResponse {
+            name: topic.name,
+            partitions,
+            ..Default::default()
+        });
     }
-    Some(ListOffsetsResponse { topics, ..Default::default() })
+    Some(ListOffsetsResponse {
+        topics,
+        ..Default::default()
+    })
 }
 
 async fn create_topics<S: Storage>(broker: &Broker<S>, request: CreateTopicsRequest) -> Option<CreateTopicsResponse> {
@@ -349,15 +503,32 @@ async fn create_topics<S: Storage>(broker: &Broker<S>, request: CreateTopicsRequ
         let mut partitions = t.num_partitions;
         if !t.assignments.is_empty() {
             // Manual assignment: every partition on this broker, numbered from 0.
-            let valid = t.assignments.iter().enumerate().all(|(i, a)| a.partition_index == i as i32 && a.broker_ids == vec![node]);
+            let valid = t
+                .assignments
+                .iter()
+                .enumerate()
+                .all(|(i, a)| a.partition_index == i as i32 && a.broker_ids == vec![node]);
             if !valid || t.num_partitions != -1 || t.replication_factor != -1 {
                 refused.push(t.name.clone());
                 continue;
             }
             partitions = t.assignments.len() as i32;
         }
-        let configs = t.configs.iter().filter_map(|c| c.value.clone().map(|v| (c.name.clone(), v))).collect();
-        specs.push(TopicSpec { name: t.name.clone(), num_partitions: partitions, replication_factor: if t.assignments.is_empty() { t.replication_factor } else { 1 }, configs });
+        let configs = t
+            .configs
+            .iter()
+            .filter_map(|c| c.value.clone().map(|v| (c.name.clone(), v)))
+            .collect();
+        specs.push(TopicSpec {
+            name: t.name.clone(),
+            num_partitions: partitions,
+            replication_factor: if t.assignments.is_empty() {
+                t.replication_factor
+            } else {
+                1
+            },
+            configs,
+        });
     }
     let results = match broker.create_topics(&specs, request.validate_only).await {
         Ok(results) => results,
@@ -365,9 +536,17 @@ async fn create_topics<S: Storage>(broker: &Broker<S>, request: CreateTopicsRequ
             let topics = request
                 .topics
                 .iter()
-                .map(|t| create_topics_response::CreatableTopicResult { name: t.name.clone(), error_code: e.code.code(), error_message: Some(e.message.clone()), ..Default::default() })
+                .map(|t| create_topics_response::CreatableTopicResult {
+                    name: t.name.clone(),
+                    error_code: e.code.code(),
+                    error_message: Some(e.message.clone()),
+                    ..Default::default()
+                })
                 .collect();
-            return Some(CreateTopicsResponse { topics, ..Default::default() });
+            return Some(CreateTopicsResponse {
+                topics,
+                ..Default::default()
+            });
         }
     };
     let mut topics: Vec<_> = results
@@ -377,8 +556,16 @@ async fn create_topics<S: Storage>(broker: &Broker<S>, request: CreateTopicsRequ
             topic_id: r.topic_id,
             error_code: r.error.code(),
             error_message: r.message,
-            num_partitions: if r.error == ErrorCode::None { r.num_partitions } else { -1 },
-            replication_factor: if r.error == ErrorCode::None { r.replication_factor } else { -1 },
+            num_partitions: if r.error == ErrorCode::None {
+                r.num_partitions
+            } else {
+                -1
+            },
+            replication_factor: if r.error == ErrorCode::None {
+                r.replication_factor
+            } else {
+                -1
+            },
             configs: None,
             ..Default::default()
         })
@@ -387,13 +574,18 @@ async fn create_topics<S: Storage>(broker: &Broker<S>, request: CreateTopicsRequ
         topics.push(create_topics_response::CreatableTopicResult {
             name,
             error_code: ErrorCode::InvalidReplicaAssignment.code(),
-            error_message: Some(format!("replica assignments must place each partition, numbered from 0, on broker {node} alone")),
+            error_message: Some(format!(
+                "replica assignments must place each partition, numbered from 0, on broker {node} alone"
+            )),
             num_partitions: -1,
             replication_factor: -1,
             ..Default::default()
         });
     }
-    Some(CreateTopicsResponse { topics, ..Default::default() })
+    Some(CreateTopicsResponse {
+        topics,
+        ..Default::default()
+    })
 }
 
 async fn delete_topics<S: Storage>(broker: &Broker<S>, request: DeleteTopicsRequest) -> Option<DeleteTopicsResponse> {
@@ -407,13 +599,29 @@ async fn delete_topics<S: Storage>(broker: &Broker<S>, request: DeleteTopicsRequ
             (None, None) => unknown_ids.push(t.topic_id),
         }
     }
-    let results = broker.delete_topics(&names).await.unwrap_or_else(|e| names.iter().map(|n| (n.clone(), Uuid::default(), e.code)).collect());
+    let results = broker
+        .delete_topics(&names)
+        .await
+        .unwrap_or_else(|e| names.iter().map(|n| (n.clone(), Uuid::default(), e.code)).collect());
     let mut responses: Vec<_> = results
         .into_iter()
-        .map(|(name, topic_id, error)| delete_topics_response::DeletableTopicResult { name: Some(name), topic_id, error_code: error.code(), ..Default::default() })
+        .map(|(name, topic_id, error)| delete_topics_response::DeletableTopicResult {
+            name: Some(name),
+            topic_id,
+            error_code: error.code(),
+            ..Default::default()
+        })
         .collect();
     for id in unknown_ids {
-        responses.push(delete_topics_response::DeletableTopicResult { name: None, topic_id: id, error_code: ErrorCode::UnknownTopicId.code(), ..Default::default() });
+        responses.push(delete_topics_response::DeletableTopicResult {
+            name: None,
+            topic_id: id,
+            error_code: ErrorCode::UnknownTopicId.code(),
+            ..Default::default()
+        });
     }
-    Some(DeleteTopicsResponse { responses, ..Default::default() })
+    Some(DeleteTopicsResponse {
+        responses,
+        ..Default::default()
+    })
 }

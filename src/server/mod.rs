@@ -49,17 +49,31 @@ impl<S: Storage> Broker<S> {
         let log_dir = config.log_dirs[0].clone();
         let failure = LogDirFailureChannel::new();
         storage.create_dir_all(&log_dir).await.map_err(storage_error)?;
-        let cluster_id = load_cluster_id(&storage, &log_dir, config.node_id, now).await.map_err(storage_error)?;
-        let metadata_config = LogConfig { flush_messages: 1, retention_ms: -1, ..LogConfig::default() };
+        let cluster_id = load_cluster_id(&storage, &log_dir, config.node_id, now)
+            .await
+            .map_err(storage_error)?;
+        let metadata_config = LogConfig {
+            flush_messages: 1,
+            retention_ms: -1,
+            ..LogConfig::default()
+        };
         let metadata_dir = log_dir.join(format!("{METADATA_TOPIC}-0"));
-        let metadata_log = UnifiedLog::open(storage.clone(), &metadata_dir, metadata_config, failure.clone(), now).await.map_err(storage_error)?;
+        let metadata_log = UnifiedLog::open(storage.clone(), &metadata_dir, metadata_config, failure.clone(), now)
+            .await
+            .map_err(storage_error)?;
         let image = replay_metadata(&metadata_log).await?;
         let controller = QuorumController {
             node_id: config.node_id,
             num_partitions: config.num_partitions,
             default_replication_factor: config.default_replication_factor,
         };
-        let replicas = ReplicaManager::new(storage.clone(), log_dir, config.node_id, config.log.clone(), failure.clone());
+        let replicas = ReplicaManager::new(
+            storage.clone(),
+            log_dir,
+            config.node_id,
+            config.log.clone(),
+            failure.clone(),
+        );
         let broker = Arc::new(Broker {
             config,
             cluster_id,
@@ -73,7 +87,12 @@ impl<S: Storage> Broker<S> {
         });
         let registration = {
             let image = broker.image();
-            broker.controller.register_broker(&image, &broker.config.advertised_host, broker.config.advertised_port as i32, now)
+            broker.controller.register_broker(
+                &image,
+                &broker.config.advertised_host,
+                broker.config.advertised_port as i32,
+                now,
+            )
         };
         if let Some(record) = registration {
             let _guard = broker.controller_lock.lock().await;
@@ -96,7 +115,10 @@ impl<S: Storage> Broker<S> {
             for r in chunk {
                 builder.append(now_ms, None, Some(&encode_record(r)), &[]);
             }
-            let info = self.metadata_log.append_as_leader(builder.build(), 0, AppendOrigin::Coordinator, now_ms).await?;
+            let info = self
+                .metadata_log
+                .append_as_leader(builder.build(), 0, AppendOrigin::Coordinator, now_ms)
+                .await?;
             self.metadata_log.update_high_watermark(info.last_offset + 1).await;
             let mut image = (*self.image()).clone();
             for (i, r) in chunk.iter().enumerate() {
@@ -176,7 +198,9 @@ async fn replay_metadata<S: Storage>(log: &UnifiedLog<S>) -> KafkaResult<Metadat
     let mut offset = log.log_start_offset().await;
     let end = log.log_end_offset().await;
     log.update_high_watermark(end).await;
-    let limits = ValidationLimits { decompressed_bytes_max: 64 << 20 };
+    let limits = ValidationLimits {
+        decompressed_bytes_max: 64 << 20,
+    };
     let mut scratch = Vec::new();
     while offset < end {
         let info = log.read(offset, 1 << 20, None, true).await?;
@@ -198,19 +222,38 @@ async fn replay_metadata<S: Storage>(log: &UnifiedLog<S>) -> KafkaResult<Metadat
 }
 
 /// `meta.properties`, as Kafka keeps it: the cluster id and node id of this log directory.
-async fn load_cluster_id<S: Storage>(storage: &S, log_dir: &Path, node_id: i32, now_ms: i64) -> std::io::Result<String> {
+async fn load_cluster_id<S: Storage>(
+    storage: &S,
+    log_dir: &Path,
+    node_id: i32,
+    now_ms: i64,
+) -> std::io::Result<String> {
     let path: PathBuf = log_dir.join("meta.properties");
     if let Ok(text) = read_to_end(storage, &path, 4096).await {
         let text = String::from_utf8_lossy(&text).into_owned();
-        let get = |key: &str| text.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')).map(str::to_string));
+        let get = |key: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(key)
+                    .and_then(|v| v.strip_prefix('='))
+                    .map(str::to_string)
+            })
+        };
         if let (Some(cluster), Some(node)) = (get("cluster.id"), get("node.id")) {
             if node != node_id.to_string() {
-                return Err(std::io::Error::other(format!("{} belongs to node.id {node}, not {node_id}", path.display())));
+                return Err(std::io::Error::other(format!(
+                    "{} belongs to node.id {node}, not {node_id}",
+                    path.display()
+                )));
             }
             return Ok(cluster);
         }
     }
-    let cluster = base64_id(&topic_id("klamm", &log_dir.display().to_string(), node_id as i64, now_ms));
+    let cluster = base64_id(&topic_id(
+        "klamm",
+        &log_dir.display().to_string(),
+        node_id as i64,
+        now_ms,
+    ));
     let text = format!("version=1\ncluster.id={cluster}\nnode.id={node_id}\n");
     write_atomically(storage, &path, Bytes::from(text)).await?;
     Ok(cluster)
@@ -220,7 +263,13 @@ async fn load_cluster_id<S: Storage>(storage: &S, log_dir: &Path, node_id: i32, 
 fn topic_id(cluster: &str, name: &str, offset: i64, now_ms: i64) -> Uuid {
     let mut h1: u64 = 0xcbf2_9ce4_8422_2325;
     let mut h2: u64 = 0x8422_2325_cbf2_9ce4;
-    for b in cluster.bytes().chain([0]).chain(name.bytes()).chain(offset.to_le_bytes()).chain(now_ms.to_le_bytes()) {
+    for b in cluster
+        .bytes()
+        .chain([0])
+        .chain(name.bytes())
+        .chain(offset.to_le_bytes())
+        .chain(now_ms.to_le_bytes())
+    {
         h1 = (h1 ^ b as u64).wrapping_mul(0x100_0000_01b3);
         h2 = (h2 ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
     }
@@ -237,7 +286,11 @@ fn base64_id(id: &Uuid) -> String {
     let bits: u128 = u128::from_be_bytes(id.0);
     for i in 0..22 {
         let shift = 128i32 - 6 * (i + 1);
-        let index = if shift >= 0 { (bits >> shift) & 63 } else { (bits << -shift) & 63 };
+        let index = if shift >= 0 {
+            (bits >> shift) & 63
+        } else {
+            (bits << -shift) & 63
+        };
         out.push(ALPHABET[index as usize] as char);
     }
     out

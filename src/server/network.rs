@@ -65,7 +65,10 @@ async fn read_frame(stream: &mut TcpStream, size: usize) -> io::Result<BytesMut>
         buf.reserve(want);
         let n = (&mut *stream).take(want as u64).read_buf(&mut buf).await?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed inside a frame"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed inside a frame",
+            ));
         }
     }
     Ok(buf)

@@ -37,16 +37,39 @@ pub struct ReplicaManager<S: Storage> {
 }
 
 impl<S: Storage> ReplicaManager<S> {
-    pub fn new(storage: S, log_dir: PathBuf, node_id: i32, defaults: LogConfig, failure: Arc<LogDirFailureChannel>) -> ReplicaManager<S> {
-        ReplicaManager { storage, log_dir, node_id, defaults, failure, partitions: RwLock::new(BTreeMap::new()), appended: Notify::new() }
+    pub fn new(
+        storage: S,
+        log_dir: PathBuf,
+        node_id: i32,
+        defaults: LogConfig,
+        failure: Arc<LogDirFailureChannel>,
+    ) -> ReplicaManager<S> {
+        ReplicaManager {
+            storage,
+            log_dir,
+            node_id,
+            defaults,
+            failure,
+            partitions: RwLock::new(BTreeMap::new()),
+            appended: Notify::new(),
+        }
     }
 
     pub fn partition(&self, topic: &str, index: i32) -> Option<Arc<Partition<S>>> {
-        self.partitions.read().unwrap_or_else(|e| e.into_inner()).get(&(topic.to_string(), index)).cloned()
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(topic.to_string(), index))
+            .cloned()
     }
 
     pub fn partitions(&self) -> Vec<Arc<Partition<S>>> {
-        self.partitions.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Opens the logs of partitions the image gives this broker and deletes those of topics
@@ -56,18 +79,32 @@ impl<S: Storage> ReplicaManager<S> {
         for topic in image.topics.values() {
             for (&index, registration) in &topic.partitions {
                 if registration.leader == self.node_id {
-                    wanted.insert((topic.name.clone(), index), (topic.topic_id, registration.leader_epoch, topic.configs.clone()));
+                    wanted.insert(
+                        (topic.name.clone(), index),
+                        (topic.topic_id, registration.leader_epoch, topic.configs.clone()),
+                    );
                 }
             }
         }
-        let current: Vec<(String, i32)> = self.partitions.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        let current: Vec<(String, i32)> = self
+            .partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
         for key in current {
             let stale = match wanted.get(&key) {
                 None => true,
                 Some((id, _, _)) => self.partition(&key.0, key.1).is_some_and(|p| p.topic_id != *id),
             };
             if stale {
-                let partition = self.partitions.write().unwrap_or_else(|e| e.into_inner()).remove(&key).expect("listed");
+                let partition = self
+                    .partitions
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key)
+                    .expect("listed");
                 partition.log.delete().await?;
             }
         }
@@ -75,24 +112,47 @@ impl<S: Storage> ReplicaManager<S> {
             if self.partition(&topic, index).is_some() {
                 continue;
             }
-            let config = topic_log_config(&self.defaults, &configs).map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
+            let config =
+                topic_log_config(&self.defaults, &configs).map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
             let dir = self.log_dir.join(format!("{topic}-{index}"));
             let log = UnifiedLog::open(self.storage.clone(), &dir, config, self.failure.clone(), now_ms)
                 .await
-                .map_err(|e| KafkaError::new(ErrorCode::KafkaStorageError, format!("opening {}: {e}", dir.display())))?;
+                .map_err(|e| {
+                    KafkaError::new(ErrorCode::KafkaStorageError, format!("opening {}: {e}", dir.display()))
+                })?;
             let end = log.log_end_offset().await;
             log.update_high_watermark(end).await;
-            let partition = Arc::new(Partition { topic: topic.clone(), topic_id, index, leader_epoch, log });
-            self.partitions.write().unwrap_or_else(|e| e.into_inner()).insert((topic, index), partition);
+            let partition = Arc::new(Partition {
+                topic: topic.clone(),
+                topic_id,
+                index,
+                leader_epoch,
+                log,
+            });
+            self.partitions
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((topic, index), partition);
         }
         Ok(())
     }
 
     /// Appends a client's batch as the leader; the ISR is this broker, so the high
     /// watermark moves to the log end offset at once.
-    pub async fn append(&self, topic: &str, index: i32, records: BytesMut, now_ms: i64) -> KafkaResult<(LogAppendInfo, i64)> {
-        let partition = self.partition(topic, index).ok_or_else(|| KafkaError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic}-{index}")))?;
-        let info = partition.log.append_as_leader(records, partition.leader_epoch, AppendOrigin::Client, now_ms).await?;
+    pub async fn append(
+        &self,
+        topic: &str,
+        index: i32,
+        records: BytesMut,
+        now_ms: i64,
+    ) -> KafkaResult<(LogAppendInfo, i64)> {
+        let partition = self
+            .partition(topic, index)
+            .ok_or_else(|| KafkaError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic}-{index}")))?;
+        let info = partition
+            .log
+            .append_as_leader(records, partition.leader_epoch, AppendOrigin::Client, now_ms)
+            .await?;
         partition.log.update_high_watermark(info.last_offset + 1).await;
         self.appended.notify_waiters();
         let log_start_offset = partition.log.log_start_offset().await;
@@ -131,7 +191,9 @@ pub fn topic_log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>
 /// Sets one topic-level key (Kafka's names).
 pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Result<(), String> {
     fn num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
-        value.parse().map_err(|_| format!("Invalid value {value} for configuration {key}"))
+        value
+            .parse()
+            .map_err(|_| format!("Invalid value {value} for configuration {key}"))
     }
     match key {
         "segment.bytes" => config.segment_bytes = num(key, value)?,
@@ -158,7 +220,9 @@ pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Res
         "min.insync.replicas" if value == "1" => {}
         "unclean.leader.election.enable" if value == "true" || value == "false" => {}
         "cleanup.policy" | "compression.type" | "min.insync.replicas" => {
-            return Err(format!("{key}={value} is not supported yet (compaction, recompression and replication arrive later)"))
+            return Err(format!(
+                "{key}={value} is not supported yet (compaction, recompression and replication arrive later)"
+            ))
         }
         _ => return Err(format!("Unknown topic config name: {key}")),
     }
