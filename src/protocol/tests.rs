@@ -121,3 +121,26 @@ fn request_header_and_api_versions_by_hand() {
     want.push(0);
     assert_eq!(&w[..], &want[..]);
 }
+
+#[test]
+fn librdkafka_list_offsets_v2_decodes() {
+    // Captured from kcat (librdkafka 2.x): ListOffsets v2 for "kc" partition 0, EARLIEST.
+    let frame = Bytes::from_static(
+        b"\0\x02\0\x02\0\0\0\x04\0\x07rdkafka\xff\xff\xff\xff\x01\0\0\0\x01\0\x02kc\0\0\0\x01\0\0\0\0\xff\xff\xff\xff\xff\xff\xff\xfe",
+    );
+    let mut r = Reader::new(frame);
+    let header = RequestHeader::decode(&mut r, 1).unwrap();
+    assert_eq!(
+        (
+            header.request_api_key,
+            header.request_api_version,
+            header.client_id.as_deref()
+        ),
+        (2, 2, Some("rdkafka"))
+    );
+    let request = ListOffsetsRequest::decode(&mut r, 2).unwrap();
+    r.expect_end().unwrap();
+    assert_eq!(request.isolation_level, 1);
+    assert_eq!(request.topics[0].name, "kc");
+    assert_eq!(request.topics[0].partitions[0].timestamp, -2);
+}

@@ -61,6 +61,17 @@ const APIS: &[Api] = &[
 /// A fetch waits at most this long, whatever `max_wait_ms` asks.
 const FETCH_WAIT_MS_MAX: i32 = 30_000;
 
+/// Why a frame would be refused before decoding, for the log line of a closed connection.
+pub fn refusal(frame: &Bytes) -> Option<&'static str> {
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    match APIS.iter().find(|a| a.key == api_key) {
+        None => Some("an API key this broker does not serve"),
+        Some(a) if version < a.handled_min || version > a.max => Some("a version this broker does not serve"),
+        Some(_) => None,
+    }
+}
+
 pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
@@ -127,7 +138,7 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
         }
         k if k == ListOffsetsRequest::API_KEY => {
             run(r, version, correlation_id, header_version, |req| {
-                list_offsets(broker, req)
+                list_offsets(broker, req, version)
             })
             .await
         }
@@ -444,7 +455,11 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-async fn list_offsets<S: Storage>(broker: &Broker<S>, request: ListOffsetsRequest) -> Option<ListOffsetsResponse> {
+async fn list_offsets<S: Storage>(
+    broker: &Broker<S>,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> Option<ListOffsetsResponse> {
     let mut topics = Vec::new();
     for topic in request.topics {
         let mut partitions = Vec::new();
@@ -459,7 +474,9 @@ async fn list_offsets<S: Storage>(broker: &Broker<S>, request: ListOffsetsReques
             match broker.replicas.partition(&topic.name, p.partition_index) {
                 None => out.error_code = ErrorCode::UnknownTopicOrPartition.code(),
                 Some(partition) => {
-                    out.leader_epoch = partition.leader_epoch;
+                    if version >= 4 {
+                        out.leader_epoch = partition.leader_epoch;
+                    }
                     let log = &partition.log;
                     let found = match p.timestamp {
                         LATEST => Ok(Some((log.high_watermark().await, -1))),

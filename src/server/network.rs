@@ -46,14 +46,28 @@ async fn connection<S: Storage>(broker: Arc<Broker<S>>, mut stream: TcpStream) -
         if size < 8 || size as usize > broker.config.socket_request_max_bytes {
             return Ok(());
         }
-        let frame = read_frame(&mut stream, size as usize).await?;
-        match handlers::handle(&broker, frame.freeze()).await {
+        let frame = read_frame(&mut stream, size as usize).await?.freeze();
+        let why = handlers::refusal(&frame);
+        let frame_copy = frame.clone();
+        let (api_key, version) = (
+            i16::from_be_bytes([frame[0], frame[1]]),
+            i16::from_be_bytes([frame[2], frame[3]]),
+        );
+        match handlers::handle(&broker, frame).await {
             Reply::Respond(bytes) => {
                 stream.write_all(&bytes).await?;
                 stream.flush().await?;
             }
             Reply::Silent => {}
-            Reply::Close => return Ok(()),
+            Reply::Close => {
+                let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                let why = why.unwrap_or("a request that does not decode");
+                eprintln!("klamm: closing the connection from {peer}: api key {api_key} v{version}: {why}");
+                if std::env::var("KLAMM_DEBUG_FRAMES").is_ok() {
+                    eprintln!("{frame_copy:?}");
+                }
+                return Ok(());
+            }
         }
     }
 }
