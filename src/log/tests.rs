@@ -786,3 +786,40 @@ fn disk_faults_are_deterministic_per_seed() {
     assert_eq!(trace(7), trace(7));
     assert_ne!(trace(7), trace(8));
 }
+
+#[test]
+fn reads_return_every_batch_up_to_the_limit() {
+    for codec in Compression::ALL {
+        run(async {
+            let disk = SimStorage::new(1, DiskFaults::none());
+            let log = open(
+                &disk,
+                LogConfig {
+                    segment_bytes: 1 << 20,
+                    ..small_config()
+                },
+            )
+            .await;
+            for i in 0..9 {
+                let mut b = RecordBatchBuilder::new(codec);
+                b.append(
+                    1_700_000_000_000,
+                    Some(b"k"),
+                    Some(format!("v{i}").as_bytes()),
+                    &[("h", Some(b"1"))],
+                );
+                b.append(
+                    1_700_000_000_000,
+                    Some(b"k"),
+                    Some(format!("w{i}").as_bytes()),
+                    &[("h", Some(b"2"))],
+                );
+                log.append_as_leader(b.build(), 0, AppendOrigin::Client, 0)
+                    .await
+                    .unwrap();
+            }
+            let info = log.read(0, 1 << 20, Some(18), true).await.unwrap();
+            assert_eq!(info.batches.len(), 9, "{}", codec.name());
+        })
+    }
+}

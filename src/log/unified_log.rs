@@ -264,7 +264,14 @@ impl<S: Storage> UnifiedLog<S> {
             .next_back()
             .expect("a log has an active segment")
             .size;
-        if self.must_roll(&mut state, active_size, bytes, now_ms).await? {
+        let incoming_timestamp = match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => summaries.iter().map(|(_, s)| s.max_timestamp).max().unwrap_or(-1),
+        };
+        if self
+            .must_roll(&mut state, active_size, bytes, incoming_timestamp)
+            .await?
+        {
             self.roll(&mut state, now_ms).await.map_err(|e| self.fail("roll", e))?;
         }
         let first_offset = state.log_end_offset;
@@ -879,7 +886,7 @@ impl<S: Storage> UnifiedLog<S> {
         state: &mut LogState<S>,
         active_size: u64,
         incoming: u64,
-        now_ms: i64,
+        incoming_timestamp: i64,
     ) -> KafkaResult<bool> {
         if active_size == 0 {
             return Ok(false);
@@ -889,9 +896,11 @@ impl<S: Storage> UnifiedLog<S> {
             .indexes(&self.storage, &self.config)
             .await
             .map_err(|e| self.fail("roll", e))?;
+        // As Kafka: the time a segment has waited is the incoming batches' timestamp less
+        // the first batch's, so that old timestamps alone do not roll every append.
         let aged = indexes
             .first_batch_timestamp
-            .is_some_and(|t| now_ms - t >= self.config.segment_ms);
+            .is_some_and(|t| t >= 0 && incoming_timestamp - t >= self.config.segment_ms);
         Ok(active_size + incoming > self.config.segment_bytes || indexes.is_full(&self.config) || aged)
     }
 

@@ -1,0 +1,587 @@
+//! The broker over real TCP on loopback, spoken to with Klamm's own codec: every advertised
+//! API and version answers with a response that decodes, produce and fetch agree, bad input
+//! gets the right error code or a closed connection and never harms another connection, and
+//! a restart between produce and consume loses nothing.
+#![cfg(not(madsim))]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use klamm::error::ErrorCode;
+use klamm::io::RealStorage;
+use klamm::protocol::codec::{Message, Reader, Uuid};
+use klamm::protocol::messages::*;
+use klamm::record::{
+    self, control_batch, BatchFrames, Compression, ControlRecordType, RecordBatchBuilder, ValidationLimits,
+};
+use klamm::server::{serve, Broker, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+struct Running {
+    broker: Arc<Broker<RealStorage>>,
+    address: SocketAddr,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(dir: &Path, extra: &[&str]) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut overrides = vec![
+        format!("log.dirs={}", dir.display()),
+        format!("listeners=PLAINTEXT://{address}"),
+    ];
+    overrides.extend(extra.iter().map(|s| s.to_string()));
+    let (config, _) = ServerConfig::parse("", &overrides).unwrap();
+    let broker = Broker::start(config, RealStorage::new("/")).await.unwrap();
+    let server = tokio::spawn(serve(broker.clone(), listener));
+    Running {
+        broker,
+        address,
+        server,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.server.abort();
+        let _ = self.server.await;
+        self.broker.shutdown().await;
+    }
+}
+
+struct Client {
+    stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    async fn connect(address: SocketAddr) -> Client {
+        Client {
+            stream: TcpStream::connect(address).await.unwrap(),
+            correlation_id: 0,
+        }
+    }
+
+    async fn send<Req: Message, Resp: Message>(&mut self, request: &Req, version: i16) -> Resp {
+        self.try_send(request, version)
+            .await
+            .unwrap_or_else(|e| panic!("{} v{version}: {e}", Req::NAME))
+    }
+
+    async fn try_send<Req: Message, Resp: Message>(&mut self, request: &Req, version: i16) -> Result<Resp, String> {
+        self.correlation_id += 1;
+        let flexible = version >= Req::FLEXIBLE_MIN;
+        let mut w = BytesMut::new();
+        w.put_i32(0);
+        let header = RequestHeader {
+            request_api_key: Req::API_KEY,
+            request_api_version: version,
+            correlation_id: self.correlation_id,
+            client_id: Some("klamm-test".into()),
+            ..Default::default()
+        };
+        header
+            .encode(&mut w, if flexible { 2 } else { 1 })
+            .map_err(|e| e.to_string())?;
+        request.encode(&mut w, version).map_err(|e| e.to_string())?;
+        let size = (w.len() - 4) as i32;
+        w[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&w).await.map_err(|e| e.to_string())?;
+        let frame = self.read_frame().await?;
+        let mut r = Reader::new(frame);
+        let header_version = if flexible && Req::API_KEY != ApiVersionsRequest::API_KEY {
+            1
+        } else {
+            0
+        };
+        let header = ResponseHeader::decode(&mut r, header_version).map_err(|e| e.to_string())?;
+        if header.correlation_id != self.correlation_id {
+            return Err(format!(
+                "correlation id {} for request {}",
+                header.correlation_id, self.correlation_id
+            ));
+        }
+        let response = Resp::decode(&mut r, version).map_err(|e| e.to_string())?;
+        r.expect_end().map_err(|e| e.to_string())?;
+        Ok(response)
+    }
+
+    async fn read_frame(&mut self) -> Result<Bytes, String> {
+        let mut size = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(10), self.stream.read_exact(&mut size))
+            .await
+            .map_err(|_| "timed out".to_string())?
+            .map_err(|e| format!("connection closed: {e}"))?;
+        let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut frame).await.map_err(|e| e.to_string())?;
+        Ok(frame.into())
+    }
+
+    /// Whether the broker closed the connection (a read ends) within a few seconds.
+    async fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}
+
+fn batch(values: &[&str]) -> Bytes {
+    let mut b = RecordBatchBuilder::new(Compression::Snappy);
+    for v in values {
+        b.append(
+            1_700_000_000_000,
+            Some(b"k"),
+            Some(v.as_bytes()),
+            &[("h", Some(b"1")), ("h", Some(b"2"))],
+        );
+    }
+    b.build().freeze()
+}
+
+fn produce_request(topic: &str, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest {
+        acks,
+        timeout_ms: 5000,
+        topic_data: vec![produce_request::TopicProduceData {
+            name: topic.into(),
+            partition_data: vec![produce_request::PartitionProduceData {
+                index: 0,
+                records: Some(records),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn fetch_request(topic: &str, topic_id: Uuid, offset: i64, version: i16) -> FetchRequest {
+    FetchRequest {
+        max_wait_ms: 100,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        topics: vec![fetch_request::FetchTopic {
+            topic: if version < 13 { topic.into() } else { String::new() },
+            topic_id: if version >= 13 { topic_id } else { Uuid::default() },
+            partitions: vec![fetch_request::FetchPartition {
+                partition: 0,
+                fetch_offset: offset,
+                partition_max_bytes: 1 << 20,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn values(records: &Bytes) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut scratch = Vec::new();
+    let limits = ValidationLimits {
+        decompressed_bytes_max: 1 << 24,
+    };
+    for (_, _, batch) in BatchFrames::new(records) {
+        record::for_each_record(batch, &limits, &mut scratch, |_, r| {
+            out.push(String::from_utf8_lossy(r.value.unwrap_or_default()).into_owned());
+            let headers: Vec<_> = r.headers().collect();
+            assert_eq!(
+                headers,
+                vec![(&b"h"[..], Some(&b"1"[..])), (&b"h"[..], Some(&b"2"[..]))],
+                "duplicate header keys kept in order"
+            );
+        })
+        .unwrap();
+    }
+    out
+}
+
+async fn topic_id(client: &mut Client, topic: &str) -> Uuid {
+    let request = MetadataRequest {
+        topics: Some(vec![metadata_request::MetadataRequestTopic {
+            name: Some(topic.into()),
+            ..Default::default()
+        }]),
+        allow_auto_topic_creation: true,
+        ..Default::default()
+    };
+    let response: MetadataResponse = client.send(&request, 12).await;
+    assert_eq!(response.topics[0].error_code, 0);
+    response.topics[0].topic_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_in_every_version_and_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &[]).await;
+    let mut client = Client::connect(running.address).await;
+    for version in 0..=4 {
+        let response: ApiVersionsResponse = client.send(&ApiVersionsRequest::default(), version).await;
+        assert_eq!(response.error_code, 0);
+        let produce = response.api_keys.iter().find(|k| k.api_key == 0).unwrap();
+        assert_eq!(
+            (produce.min_version, produce.max_version),
+            (0, 11),
+            "Produce advertises 0 for librdkafka (KAFKA-18659)"
+        );
+    }
+    // v5 is unknown: the answer comes in v0's format, listing what the broker supports.
+    let mut w = BytesMut::new();
+    w.put_i32(0);
+    RequestHeader {
+        request_api_key: 18,
+        request_api_version: 5,
+        correlation_id: 77,
+        client_id: Some("x".into()),
+        ..Default::default()
+    }
+    .encode(&mut w, 2)
+    .unwrap();
+    w.put_slice(&[0, 0, 0]);
+    let size = (w.len() - 4) as i32;
+    w[..4].copy_from_slice(&size.to_be_bytes());
+    client.stream.write_all(&w).await.unwrap();
+    let mut r = Reader::new(client.read_frame().await.unwrap());
+    assert_eq!(ResponseHeader::decode(&mut r, 0).unwrap().correlation_id, 77);
+    let response = ApiVersionsResponse::decode(&mut r, 0).unwrap();
+    assert_eq!(response.error_code, ErrorCode::UnsupportedVersion.code());
+    assert!(response.api_keys.iter().any(|k| k.api_key == 18 && k.max_version == 4));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_advertised_version_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &[]).await;
+    let mut client = Client::connect(running.address).await;
+    for version in 0..=12 {
+        let topic = format!("meta-{version}");
+        let request = MetadataRequest {
+            topics: Some(vec![metadata_request::MetadataRequestTopic {
+                name: Some(topic.clone()),
+                ..Default::default()
+            }]),
+            allow_auto_topic_creation: true,
+            ..Default::default()
+        };
+        let response: MetadataResponse = client.send(&request, version).await;
+        assert_eq!(response.topics[0].error_code, 0, "v{version} auto-creates");
+        assert_eq!(response.topics[0].partitions.len(), 1);
+        assert_eq!(response.brokers[0].port as u16, running.address.port());
+    }
+    let id = topic_id(&mut client, "versions").await;
+    let mut produced = 0;
+    for version in 3..=11 {
+        let response: ProduceResponse = client
+            .send(&produce_request("versions", batch(&["a", "b"]), -1), version)
+            .await;
+        let p = &response.responses[0].partition_responses[0];
+        assert_eq!((p.error_code, p.base_offset), (0, produced), "Produce v{version}");
+        produced += 2;
+    }
+    for version in 4..=16 {
+        let response: FetchResponse = client.send(&fetch_request("versions", id, 0, version), version).await;
+        let p = &response.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0, "Fetch v{version}");
+        assert_eq!(p.high_watermark, produced);
+        assert_eq!(
+            values(p.records.as_ref().unwrap()).len() as i64,
+            produced,
+            "Fetch v{version}"
+        );
+    }
+    for version in 1..=7 {
+        let timestamps: &[i64] = if version >= 7 {
+            &[-1, -2, -3, 1_700_000_000_000]
+        } else {
+            &[-1, -2, 1_700_000_000_000]
+        };
+        for &timestamp in timestamps {
+            let request = ListOffsetsRequest {
+                replica_id: -1,
+                topics: vec![list_offsets_request::ListOffsetsTopic {
+                    name: "versions".into(),
+                    partitions: vec![list_offsets_request::ListOffsetsPartition {
+                        partition_index: 0,
+                        timestamp,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let response: ListOffsetsResponse = client.send(&request, version).await;
+            let p = &response.topics[0].partitions[0];
+            let want = match timestamp {
+                -1 => produced,
+                _ => 0,
+            };
+            assert_eq!(
+                (p.error_code, p.offset),
+                (0, want),
+                "ListOffsets v{version} at {timestamp}"
+            );
+        }
+    }
+    for version in 2..=7 {
+        let request = CreateTopicsRequest {
+            topics: vec![create_topics_request::CreatableTopic {
+                name: format!("created-{version}"),
+                num_partitions: 2,
+                replication_factor: 1,
+                configs: vec![create_topics_request::CreatableTopicConfig {
+                    name: "retention.ms".into(),
+                    value: Some("60000".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            timeout_ms: 1000,
+            ..Default::default()
+        };
+        let response: CreateTopicsResponse = client.send(&request, version).await;
+        assert_eq!(
+            response.topics[0].error_code, 0,
+            "CreateTopics v{version}: {:?}",
+            response.topics[0].error_message
+        );
+        let again: CreateTopicsResponse = client.send(&request, version).await;
+        assert_eq!(again.topics[0].error_code, ErrorCode::TopicAlreadyExists.code());
+    }
+    for version in 1..=6 {
+        let name = format!("created-{}", version + 1);
+        let request = if version >= 6 {
+            DeleteTopicsRequest {
+                topics: vec![delete_topics_request::DeleteTopicState {
+                    name: Some(name),
+                    ..Default::default()
+                }],
+                timeout_ms: 1000,
+                ..Default::default()
+            }
+        } else {
+            DeleteTopicsRequest {
+                topic_names: vec![name],
+                timeout_ms: 1000,
+                ..Default::default()
+            }
+        };
+        let response: DeleteTopicsResponse = client.send(&request, version).await;
+        assert_eq!(response.responses[0].error_code, 0, "DeleteTopics v{version}");
+        let again: DeleteTopicsResponse = client.send(&request, version).await;
+        assert_eq!(
+            again.responses[0].error_code,
+            ErrorCode::UnknownTopicOrPartition.code(),
+            "DeleteTopics v{version}"
+        );
+    }
+    assert!(
+        !dir.path().join("created-3-0").exists(),
+        "a deleted topic's log directory goes"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_records_get_kafka_error_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &["message.max.bytes=2000"]).await;
+    let mut client = Client::connect(running.address).await;
+    topic_id(&mut client, "bad").await;
+    let good = batch(&["ok"]);
+    let mut bad_crc = BytesMut::from(&good[..]);
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 1;
+    let mut magic1 = BytesMut::from(&good[..]);
+    magic1[16] = 1;
+    let mut two = BytesMut::from(&good[..]);
+    two.extend_from_slice(&good);
+    let big: String = "x".repeat(5000);
+    let mut big_batch = RecordBatchBuilder::new(Compression::None);
+    big_batch.append(0, None, Some(big.as_bytes()), &[]);
+    let cases: Vec<(&str, Bytes, ErrorCode)> = vec![
+        ("bad crc", bad_crc.freeze(), ErrorCode::CorruptMessage),
+        ("magic 1", magic1.freeze(), ErrorCode::InvalidRecord),
+        ("two batches", two.freeze(), ErrorCode::InvalidRecord),
+        (
+            "control batch",
+            control_batch(ControlRecordType::Commit, 1, 0, 0, 0).freeze(),
+            ErrorCode::InvalidRecord,
+        ),
+        ("too large", big_batch.build().freeze(), ErrorCode::MessageTooLarge),
+        ("truncated", good.slice(..good.len() - 3), ErrorCode::CorruptMessage),
+    ];
+    for (name, records, code) in cases {
+        let response: ProduceResponse = client.send(&produce_request("bad", records, 1), 9).await;
+        assert_eq!(
+            response.responses[0].partition_responses[0].error_code,
+            code.code(),
+            "{name}"
+        );
+    }
+    let response: ProduceResponse = client
+        .send(&produce_request("missing-topic", batch(&["x"]), 1), 9)
+        .await;
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    let response: ProduceResponse = client.send(&produce_request("bad", batch(&["x"]), 2), 9).await;
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code,
+        ErrorCode::InvalidRequiredAcks.code()
+    );
+    let response: FetchResponse = client.send(&fetch_request("bad", Uuid::default(), 99, 12), 12).await;
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        ErrorCode::OffsetOutOfRange.code()
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &["socket.request.max.bytes=100000"]).await;
+    let mut bystander = Client::connect(running.address).await;
+    topic_id(&mut bystander, "calm").await;
+    let header = |key: i16, version: i16| {
+        let mut w = BytesMut::new();
+        w.put_i16(key);
+        w.put_i16(version);
+        w.put_i32(1);
+        w.put_i16(-1);
+        w
+    };
+    let frame = |body: BytesMut| {
+        let mut w = BytesMut::new();
+        w.put_i32(body.len() as i32);
+        w.extend_from_slice(&body);
+        w.freeze()
+    };
+    let mut oversized = BytesMut::new();
+    oversized.put_i32(200_000);
+    let mut negative = BytesMut::new();
+    negative.put_i32(-5);
+    let mut garbage_metadata = header(3, 9);
+    garbage_metadata.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+    let cases: Vec<(&str, Bytes)> = vec![
+        ("oversized frame", oversized.freeze()),
+        ("negative frame size", negative.freeze()),
+        ("tiny frame", frame(BytesMut::from(&[0u8, 1][..]))),
+        ("unknown api key", frame(header(999, 0))),
+        ("api not advertised", frame(header(10, 0))),
+        ("produce v2", frame(header(0, 2))),
+        ("fetch v17", frame(header(1, 17))),
+        ("metadata with a lying array length", frame(garbage_metadata)),
+        (
+            "truncated header",
+            frame(BytesMut::from(&[0u8, 3, 0, 9, 0, 0, 0, 1, 0][..])),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let mut client = Client::connect(running.address).await;
+        client.stream.write_all(&bytes).await.unwrap();
+        assert!(client.closed().await, "{name}: the connection closes");
+        let response: ApiVersionsResponse = bystander.send(&ApiVersionsRequest::default(), 3).await;
+        assert_eq!(response.error_code, 0, "{name}: other connections carry on");
+    }
+    // A frame that stops halfway: the broker waits, then the client goes; nothing breaks.
+    let mut client = Client::connect(running.address).await;
+    client.stream.write_all(&[0, 0, 0, 50, 0, 3]).await.unwrap();
+    drop(client);
+    let response: ApiVersionsResponse = bystander.send(&ApiVersionsRequest::default(), 3).await;
+    assert_eq!(response.error_code, 0);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &[]).await;
+    let mut client = Client::connect(running.address).await;
+    topic_id(&mut client, "pipe").await;
+    let mut w = BytesMut::new();
+    for i in 0..20 {
+        let start = w.len();
+        w.put_i32(0);
+        RequestHeader {
+            request_api_key: 0,
+            request_api_version: 9,
+            correlation_id: 1000 + i,
+            client_id: Some("p".into()),
+            ..Default::default()
+        }
+        .encode(&mut w, 2)
+        .unwrap();
+        produce_request("pipe", batch(&[&format!("m{i}")]), 1)
+            .encode(&mut w, 9)
+            .unwrap();
+        let size = (w.len() - start - 4) as i32;
+        w[start..start + 4].copy_from_slice(&size.to_be_bytes());
+    }
+    client.stream.write_all(&w).await.unwrap();
+    for i in 0..20 {
+        let mut r = Reader::new(client.read_frame().await.unwrap());
+        assert_eq!(ResponseHeader::decode(&mut r, 1).unwrap().correlation_id, 1000 + i);
+        let response = ProduceResponse::decode(&mut r, 9).unwrap();
+        assert_eq!(response.responses[0].partition_responses[0].base_offset, i as i64);
+    }
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_fetch_wakes_on_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &[]).await;
+    let mut consumer = Client::connect(running.address).await;
+    let mut producer = Client::connect(running.address).await;
+    let id = topic_id(&mut consumer, "poll").await;
+    let mut request = fetch_request("poll", id, 0, 12);
+    request.max_wait_ms = 20_000;
+    let fetch = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let response: FetchResponse = consumer.send(&request, 12).await;
+        (response, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _: ProduceResponse = producer.send(&produce_request("poll", batch(&["wake"]), 1), 9).await;
+    let (response, waited) = fetch.await.unwrap();
+    assert_eq!(
+        values(response.responses[0].partitions[0].records.as_ref().unwrap()),
+        vec!["wake"]
+    );
+    assert!(
+        waited < Duration::from_secs(15),
+        "the append woke the fetch ({waited:?})"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_between_produce_and_consume_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &["num.partitions=1"]).await;
+    let mut client = Client::connect(running.address).await;
+    let id = topic_id(&mut client, "durable").await;
+    for i in 0..50 {
+        let response: ProduceResponse = client
+            .send(&produce_request("durable", batch(&[&format!("r{i}")]), -1), 9)
+            .await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    running.stop().await;
+    let running = start(dir.path(), &[]).await;
+    let mut client = Client::connect(running.address).await;
+    assert_eq!(topic_id(&mut client, "durable").await, id, "the topic id survives");
+    let response: FetchResponse = client.send(&fetch_request("durable", id, 0, 13), 13).await;
+    let got = values(response.responses[0].partitions[0].records.as_ref().unwrap());
+    assert_eq!(got, (0..50).map(|i| format!("r{i}")).collect::<Vec<_>>());
+    running.stop().await;
+}
