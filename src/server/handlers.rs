@@ -58,6 +58,13 @@ const APIS: &[Api] = &[
     api::<DeleteTopicsRequest>(1, 6),
 ];
 
+/// Without an authorizer every client may do everything a resource supports; these are
+/// Kafka's AclOperation bits for a topic (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE,
+/// DESCRIBE_CONFIGS, ALTER_CONFIGS) and for the cluster (CREATE, ALTER, DESCRIBE,
+/// CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE).
+const TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
 /// A fetch waits at most this long, whatever `max_wait_ms` asks.
 const FETCH_WAIT_MS_MAX: i32 = 30_000;
 
@@ -202,6 +209,8 @@ fn api_versions() -> Vec<api_versions_response::ApiVersion> {
 
 async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, version: i16) -> Option<MetadataResponse> {
     let mut image = broker.image();
+    let include_topic_operations = request.include_topic_authorized_operations;
+    let include_cluster_operations = request.include_cluster_authorized_operations;
     // v0 asks for every topic with an empty list; later versions with null.
     let wanted: Option<Vec<(Option<String>, Uuid)>> = match request.topics {
         None => None,
@@ -253,6 +262,11 @@ async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, vers
                     ..Default::default()
                 },
                 Some(topic) => metadata_response::MetadataResponseTopic {
+                    topic_authorized_operations: if include_topic_operations {
+                        TOPIC_OPERATIONS
+                    } else {
+                        i32::MIN
+                    },
                     name: Some(topic.name.clone()),
                     topic_id: topic.topic_id,
                     partitions: topic
@@ -273,6 +287,11 @@ async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, vers
         })
         .collect();
     Some(MetadataResponse {
+        cluster_authorized_operations: if include_cluster_operations && (8..=10).contains(&version) {
+            CLUSTER_OPERATIONS
+        } else {
+            i32::MIN
+        },
         brokers: image
             .brokers
             .values()
