@@ -8,6 +8,8 @@ use std::fmt;
 #[repr(i16)]
 pub enum ErrorCode {
     None = 0,
+    UnknownLeaderEpoch = 75,
+    FencedLeaderEpoch = 74,
     InvalidReplicaAssignment = 39,
     UnknownServerError = -1,
     UnknownTopicId = 100,
@@ -45,6 +47,8 @@ impl ErrorCode {
     pub fn name(self) -> &'static str {
         match self {
             ErrorCode::None => "NONE",
+            ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
+            ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
             ErrorCode::InvalidReplicaAssignment => "INVALID_REPLICA_ASSIGNMENT",
             ErrorCode::UnknownServerError => "UNKNOWN_SERVER_ERROR",
             ErrorCode::UnknownTopicId => "UNKNOWN_TOPIC_ID",
@@ -109,6 +113,8 @@ mod tests {
     fn codes_match_kafka() {
         let cases = [
             (ErrorCode::None, 0, "NONE"),
+            (ErrorCode::UnknownLeaderEpoch, 75, "UNKNOWN_LEADER_EPOCH"),
+            (ErrorCode::FencedLeaderEpoch, 74, "FENCED_LEADER_EPOCH"),
             (ErrorCode::InvalidReplicaAssignment, 39, "INVALID_REPLICA_ASSIGNMENT"),
             (ErrorCode::UnknownServerError, -1, "UNKNOWN_SERVER_ERROR"),
             (ErrorCode::UnknownTopicId, 100, "UNKNOWN_TOPIC_ID"),

@@ -585,3 +585,190 @@ async fn a_restart_between_produce_and_consume_loses_nothing() {
     assert_eq!(got, (0..50).map(|i| format!("r{i}")).collect::<Vec<_>>());
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_apis_in_every_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &["log.retention.hours=24"]).await;
+    let mut client = Client::connect(running.address).await;
+    let create = CreateTopicsRequest {
+        topics: vec![create_topics_request::CreatableTopic {
+            name: "admin".into(),
+            num_partitions: 1,
+            replication_factor: 1,
+            configs: vec![create_topics_request::CreatableTopicConfig {
+                name: "segment.bytes".into(),
+                value: Some("1048576".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        timeout_ms: 1000,
+        ..Default::default()
+    };
+    let created: CreateTopicsResponse = client.send(&create, 7).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    for i in 0..10 {
+        let _: ProduceResponse = client
+            .send(&produce_request("admin", batch(&[&format!("a{i}")]), 1), 9)
+            .await;
+    }
+    for version in 1..=4 {
+        let request = DescribeConfigsRequest {
+            resources: vec![
+                describe_configs_request::DescribeConfigsResource {
+                    resource_type: 2,
+                    resource_name: "admin".into(),
+                    configuration_keys: None,
+                    ..Default::default()
+                },
+                describe_configs_request::DescribeConfigsResource {
+                    resource_type: 4,
+                    resource_name: "1".into(),
+                    configuration_keys: Some(vec!["num.partitions".into()]),
+                    ..Default::default()
+                },
+                describe_configs_request::DescribeConfigsResource {
+                    resource_type: 2,
+                    resource_name: "nope".into(),
+                    configuration_keys: None,
+                    ..Default::default()
+                },
+            ],
+            include_synonyms: true,
+            ..Default::default()
+        };
+        let response: DescribeConfigsResponse = client.send(&request, version).await;
+        let topic = &response.results[0];
+        assert_eq!(topic.error_code, 0);
+        let get = |name: &str| topic.configs.iter().find(|c| c.name == name).unwrap();
+        assert_eq!(
+            (
+                get("segment.bytes").value.as_deref(),
+                get("segment.bytes").config_source
+            ),
+            (Some("1048576"), 1),
+            "v{version}: a topic override"
+        );
+        assert_eq!(
+            (get("retention.ms").value.as_deref(), get("retention.ms").config_source),
+            (Some("86400000"), 4),
+            "v{version}: from server properties"
+        );
+        assert_eq!(
+            (
+                get("cleanup.policy").value.as_deref(),
+                get("cleanup.policy").config_source
+            ),
+            (Some("delete"), 5),
+            "v{version}: a default"
+        );
+        assert_eq!(
+            get("segment.bytes")
+                .synonyms
+                .iter()
+                .map(|s| s.source)
+                .collect::<Vec<_>>(),
+            vec![1, 5],
+            "v{version}: synonyms, most specific first"
+        );
+        assert_eq!(response.results[1].configs.len(), 1);
+        assert_eq!(response.results[1].configs[0].value.as_deref(), Some("1"));
+        assert_eq!(
+            response.results[2].error_code,
+            ErrorCode::UnknownTopicOrPartition.code()
+        );
+    }
+    for version in 2..=4 {
+        let request = OffsetForLeaderEpochRequest {
+            replica_id: -1,
+            topics: vec![offset_for_leader_epoch_request::OffsetForLeaderTopic {
+                topic: "admin".into(),
+                partitions: vec![offset_for_leader_epoch_request::OffsetForLeaderPartition {
+                    partition: 0,
+                    current_leader_epoch: 0,
+                    leader_epoch: 0,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let response: OffsetForLeaderEpochResponse = client.send(&request, version).await;
+        let p = &response.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.leader_epoch, p.end_offset),
+            (0, 0, 10),
+            "OffsetForLeaderEpoch v{version}"
+        );
+    }
+    for version in 0..=1 {
+        let response: DescribeClusterResponse = client
+            .send(
+                &DescribeClusterRequest {
+                    endpoint_type: 1,
+                    ..Default::default()
+                },
+                version,
+            )
+            .await;
+        assert_eq!(
+            (response.error_code, response.controller_id, response.brokers.len()),
+            (0, 1, 1)
+        );
+        assert_eq!(response.cluster_id, running.broker.cluster_id);
+    }
+    for version in 0..=3 {
+        let request = CreatePartitionsRequest {
+            topics: vec![create_partitions_request::CreatePartitionsTopic {
+                name: "admin".into(),
+                count: 2 + version as i32,
+                assignments: None,
+                ..Default::default()
+            }],
+            timeout_ms: 1000,
+            ..Default::default()
+        };
+        let response: CreatePartitionsResponse = client.send(&request, version).await;
+        assert_eq!(
+            response.results[0].error_code, 0,
+            "CreatePartitions v{version}: {:?}",
+            response.results[0].error_message
+        );
+        let again: CreatePartitionsResponse = client.send(&request, version).await;
+        assert_eq!(again.results[0].error_code, ErrorCode::InvalidPartitions.code());
+    }
+    assert!(
+        running.broker.replicas.partition("admin", 4).is_some(),
+        "the new partitions have logs"
+    );
+    for version in 0..=2 {
+        let request = DeleteRecordsRequest {
+            topics: vec![delete_records_request::DeleteRecordsTopic {
+                name: "admin".into(),
+                partitions: vec![delete_records_request::DeleteRecordsPartition {
+                    partition_index: 0,
+                    offset: 3 + version as i64,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            timeout_ms: 1000,
+            ..Default::default()
+        };
+        let response: DeleteRecordsResponse = client.send(&request, version).await;
+        let p = &response.topics[0].partitions[0];
+        assert_eq!(
+            (p.error_code, p.low_watermark),
+            (0, 3 + version as i64),
+            "DeleteRecords v{version}"
+        );
+    }
+    let response: FetchResponse = client.send(&fetch_request("admin", Uuid::default(), 0, 12), 12).await;
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        ErrorCode::OffsetOutOfRange.code(),
+        "deleted records are gone"
+    );
+    running.stop().await;
+}

@@ -166,6 +166,57 @@ impl QuorumController {
         (records, results)
     }
 
+    /// Records that grow topics to `count` partitions each, and an error per topic.
+    pub fn create_partitions(
+        &self,
+        image: &MetadataImage,
+        requests: &[(String, i32)],
+        validate_only: bool,
+    ) -> (Vec<MetadataRecord>, Vec<(String, ErrorCode, Option<String>)>) {
+        let mut records = Vec::new();
+        let mut results = Vec::new();
+        for (name, count) in requests {
+            let Some(topic) = image.topics.get(name) else {
+                results.push((
+                    name.clone(),
+                    ErrorCode::UnknownTopicOrPartition,
+                    Some(format!("The topic '{name}' does not exist.")),
+                ));
+                continue;
+            };
+            let current = topic.partitions.len() as i32;
+            if *count <= current {
+                let why =
+                    format!("Topic currently has {current} partitions, which is higher than the requested {count}.");
+                results.push((name.clone(), ErrorCode::InvalidPartitions, Some(why)));
+                continue;
+            }
+            if *count > PARTITIONS_PER_TOPIC_MAX {
+                results.push((
+                    name.clone(),
+                    ErrorCode::InvalidPartitions,
+                    Some(format!("At most {PARTITIONS_PER_TOPIC_MAX} partitions.")),
+                ));
+                continue;
+            }
+            results.push((name.clone(), ErrorCode::None, None));
+            if validate_only {
+                continue;
+            }
+            for partition in current..*count {
+                records.push(MetadataRecord::Partition {
+                    topic_id: topic.topic_id,
+                    partition,
+                    replicas: vec![self.node_id],
+                    isr: vec![self.node_id],
+                    leader: self.node_id,
+                    leader_epoch: 0,
+                });
+            }
+        }
+        (records, results)
+    }
+
     /// The record that registers this broker, unless the image already has it as it is.
     pub fn register_broker(&self, image: &MetadataImage, host: &str, port: i32, epoch: i64) -> Option<MetadataRecord> {
         let current = image.brokers.get(&self.node_id);
@@ -264,6 +315,26 @@ mod tests {
         assert_eq!((records.len(), results[1].error), (2, ErrorCode::InvalidRequest));
         let (records, results) = c.create_topics(&image, &[spec("dry", 1, 1)], |_| Uuid([2; 16]), true, |_, _| Ok(()));
         assert_eq!((records.len(), results[0].error), (0, ErrorCode::None));
+    }
+
+    #[test]
+    fn create_partitions_as_data() {
+        let c = controller();
+        let mut image = MetadataImage::default();
+        let (records, _) = c.create_topics(&image, &[spec("a", 2, 1)], |_| Uuid([3; 16]), false, |_, _| Ok(()));
+        for (i, r) in records.iter().enumerate() {
+            image.replay(r, i as i64);
+        }
+        let cases = [
+            ("a", 5, ErrorCode::None, 3),
+            ("a", 2, ErrorCode::InvalidPartitions, 0),
+            ("a", 1, ErrorCode::InvalidPartitions, 0),
+            ("nope", 3, ErrorCode::UnknownTopicOrPartition, 0),
+        ];
+        for (name, count, error, new_records) in cases {
+            let (records, results) = c.create_partitions(&image, &[(name.to_string(), count)], false);
+            assert_eq!((results[0].1, records.len()), (error, new_records), "{name} to {count}");
+        }
     }
 
     #[test]

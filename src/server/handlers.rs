@@ -56,6 +56,11 @@ const APIS: &[Api] = &[
     api::<ApiVersionsRequest>(0, 4),
     api::<CreateTopicsRequest>(2, 7),
     api::<DeleteTopicsRequest>(1, 6),
+    api::<DeleteRecordsRequest>(0, 2),
+    api::<OffsetForLeaderEpochRequest>(2, 4),
+    api::<DescribeConfigsRequest>(1, 4),
+    api::<CreatePartitionsRequest>(0, 3),
+    api::<DescribeClusterRequest>(0, 1),
 ];
 
 /// Without an authorizer every client may do everything a resource supports; these are
@@ -158,6 +163,36 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
         k if k == DeleteTopicsRequest::API_KEY => {
             run(r, version, correlation_id, header_version, |req| {
                 delete_topics(broker, req)
+            })
+            .await
+        }
+        k if k == DeleteRecordsRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                delete_records(broker, req)
+            })
+            .await
+        }
+        k if k == OffsetForLeaderEpochRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                offset_for_leader_epoch(broker, req)
+            })
+            .await
+        }
+        k if k == DescribeConfigsRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                describe_configs(broker, req, version)
+            })
+            .await
+        }
+        k if k == CreatePartitionsRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                create_partitions(broker, req)
+            })
+            .await
+        }
+        k if k == DescribeClusterRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                describe_cluster(broker, req, version)
             })
             .await
         }
@@ -658,6 +693,390 @@ async fn delete_topics<S: Storage>(broker: &Broker<S>, request: DeleteTopicsRequ
     }
     Some(DeleteTopicsResponse {
         responses,
+        ..Default::default()
+    })
+}
+
+async fn delete_records<S: Storage>(
+    broker: &Broker<S>,
+    request: DeleteRecordsRequest,
+) -> Option<DeleteRecordsResponse> {
+    let mut topics = Vec::new();
+    for topic in request.topics {
+        let mut partitions = Vec::new();
+        for p in topic.partitions {
+            let mut out = delete_records_response::DeleteRecordsPartitionResult {
+                partition_index: p.partition_index,
+                low_watermark: -1,
+                ..Default::default()
+            };
+            match broker.replicas.partition(&topic.name, p.partition_index) {
+                None => out.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                Some(partition) => {
+                    // -1 deletes up to the high watermark.
+                    let offset = if p.offset == -1 {
+                        partition.log.high_watermark().await
+                    } else {
+                        p.offset
+                    };
+                    match partition.log.delete_records_before(offset, clock::now_ms()).await {
+                        Ok(low_watermark) => out.low_watermark = low_watermark,
+                        Err(e) => out.error_code = e.code.code(),
+                    }
+                }
+            }
+            partitions.push(out);
+        }
+        topics.push(delete_records_response::DeleteRecordsTopicResult {
+            name: topic.name,
+            partitions,
+            ..Default::default()
+        });
+    }
+    Some(DeleteRecordsResponse {
+        topics,
+        ..Default::default()
+    })
+}
+
+/// Every partition has had one leader epoch so far (no elections on one node), so the
+/// leader epoch cache is that epoch starting at offset 0.
+async fn offset_for_leader_epoch<S: Storage>(
+    broker: &Broker<S>,
+    request: OffsetForLeaderEpochRequest,
+) -> Option<OffsetForLeaderEpochResponse> {
+    let mut topics = Vec::new();
+    for topic in request.topics {
+        let mut partitions = Vec::new();
+        for p in topic.partitions {
+            let mut out = offset_for_leader_epoch_response::EpochEndOffset {
+                partition: p.partition,
+                leader_epoch: -1,
+                end_offset: -1,
+                ..Default::default()
+            };
+            match broker.replicas.partition(&topic.topic, p.partition) {
+                None => out.error_code = ErrorCode::UnknownTopicOrPartition.code(),
+                Some(partition) if p.current_leader_epoch > partition.leader_epoch => {
+                    out.error_code = ErrorCode::UnknownLeaderEpoch.code()
+                }
+                Some(partition) if p.current_leader_epoch >= 0 && p.current_leader_epoch < partition.leader_epoch => {
+                    out.error_code = ErrorCode::FencedLeaderEpoch.code()
+                }
+                Some(partition) if p.leader_epoch == partition.leader_epoch => {
+                    out.leader_epoch = partition.leader_epoch;
+                    out.end_offset = partition.log.log_end_offset().await;
+                }
+                // An epoch before or after the only one: undefined, as Kafka answers.
+                Some(_) => {}
+            }
+            partitions.push(out);
+        }
+        topics.push(offset_for_leader_epoch_response::OffsetForLeaderTopicResult {
+            topic: topic.topic,
+            partitions,
+            ..Default::default()
+        });
+    }
+    Some(OffsetForLeaderEpochResponse {
+        topics,
+        ..Default::default()
+    })
+}
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// DescribeConfigs sources.
+const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+/// DescribeConfigs types.
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+
+/// The topic keys: (topic key, broker synonym, Kafka's default, type).
+const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
+    ("cleanup.policy", "log.cleanup.policy", "delete", TYPE_STRING),
+    ("compression.type", "compression.type", "producer", TYPE_STRING),
+    (
+        "flush.messages",
+        "log.flush.interval.messages",
+        "9223372036854775807",
+        TYPE_LONG,
+    ),
+    ("flush.ms", "log.flush.interval.ms", "9223372036854775807", TYPE_LONG),
+    ("index.interval.bytes", "log.index.interval.bytes", "4096", TYPE_INT),
+    ("max.message.bytes", "message.max.bytes", "1048588", TYPE_INT),
+    (
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        "3600000",
+        TYPE_LONG,
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        "9223372036854775807",
+        TYPE_LONG,
+    ),
+    (
+        "message.timestamp.type",
+        "log.message.timestamp.type",
+        "CreateTime",
+        TYPE_STRING,
+    ),
+    ("min.insync.replicas", "min.insync.replicas", "1", TYPE_INT),
+    ("retention.bytes", "log.retention.bytes", "-1", TYPE_LONG),
+    ("retention.ms", "log.retention.ms", "604800000", TYPE_LONG),
+    ("segment.bytes", "log.segment.bytes", "1073741824", TYPE_INT),
+    ("segment.index.bytes", "log.index.size.max.bytes", "10485760", TYPE_INT),
+    ("segment.ms", "log.roll.ms", "604800000", TYPE_LONG),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        "false",
+        TYPE_STRING,
+    ),
+];
+
+async fn describe_configs<S: Storage>(
+    broker: &Broker<S>,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> Option<DescribeConfigsResponse> {
+    let image = broker.image();
+    let log = &broker.config.log;
+    // The broker's effective value of each topic key, and whether server.properties set it.
+    let broker_value = |topic_key: &str| -> (String, bool) {
+        let value = match topic_key {
+            "flush.messages" => log.flush_messages.to_string(),
+            "flush.ms" => log.flush_ms.to_string(),
+            "index.interval.bytes" => log.index_interval_bytes.to_string(),
+            "max.message.bytes" => log.max_message_bytes.to_string(),
+            "message.timestamp.after.max.ms" => log.message_timestamp_after_max_ms.to_string(),
+            "message.timestamp.before.max.ms" => log.message_timestamp_before_max_ms.to_string(),
+            "message.timestamp.type" => match log.message_timestamp_type {
+                crate::record::TimestampType::CreateTime => "CreateTime".to_string(),
+                crate::record::TimestampType::LogAppendTime => "LogAppendTime".to_string(),
+            },
+            "retention.bytes" => log.retention_bytes.to_string(),
+            "retention.ms" => log.retention_ms.to_string(),
+            "segment.bytes" => log.segment_bytes.to_string(),
+            "segment.index.bytes" => log.segment_index_bytes.to_string(),
+            "segment.ms" => log.segment_ms.to_string(),
+            other => TOPIC_CONFIGS
+                .iter()
+                .find(|c| c.0 == other)
+                .map(|c| c.2.to_string())
+                .unwrap_or_default(),
+        };
+        let default = TOPIC_CONFIGS
+            .iter()
+            .find(|c| c.0 == topic_key)
+            .map(|c| c.2)
+            .unwrap_or_default();
+        let differs = value != default;
+        (value, differs)
+    };
+    let synonyms_wanted = version >= 1 && request.include_synonyms;
+    let mut results = Vec::new();
+    for resource in request.resources {
+        let wanted = |key: &str| {
+            resource
+                .configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|k| k == key))
+        };
+        let mut result = describe_configs_response::DescribeConfigsResult {
+            resource_type: resource.resource_type,
+            resource_name: resource.resource_name.clone(),
+            ..Default::default()
+        };
+        match resource.resource_type {
+            RESOURCE_TOPIC => match image.topics.get(&resource.resource_name) {
+                None => {
+                    result.error_code = ErrorCode::UnknownTopicOrPartition.code();
+                    result.error_message = Some(format!("Topic '{}' does not exist.", resource.resource_name));
+                }
+                Some(topic) => {
+                    for &(key, synonym, default, kind) in TOPIC_CONFIGS.iter().filter(|c| wanted(c.0)) {
+                        let (broker_value, broker_set) = broker_value(key);
+                        let topic_value = topic.configs.get(key);
+                        let (value, source) = match topic_value {
+                            Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
+                            None if broker_set => (broker_value.clone(), SOURCE_STATIC_BROKER),
+                            None => (default.to_string(), SOURCE_DEFAULT),
+                        };
+                        let mut synonyms = Vec::new();
+                        if synonyms_wanted {
+                            if let Some(v) = topic_value {
+                                synonyms.push(describe_configs_response::DescribeConfigsSynonym {
+                                    name: key.into(),
+                                    value: Some(v.clone()),
+                                    source: SOURCE_DYNAMIC_TOPIC,
+                                    ..Default::default()
+                                });
+                            }
+                            if broker_set {
+                                synonyms.push(describe_configs_response::DescribeConfigsSynonym {
+                                    name: synonym.into(),
+                                    value: Some(broker_value),
+                                    source: SOURCE_STATIC_BROKER,
+                                    ..Default::default()
+                                });
+                            }
+                            synonyms.push(describe_configs_response::DescribeConfigsSynonym {
+                                name: synonym.into(),
+                                value: Some(default.into()),
+                                source: SOURCE_DEFAULT,
+                                ..Default::default()
+                            });
+                        }
+                        result
+                            .configs
+                            .push(describe_configs_response::DescribeConfigsResourceResult {
+                                name: key.into(),
+                                value: Some(value),
+                                read_only: false,
+                                config_source: source,
+                                synonyms,
+                                config_type: if version >= 3 { kind } else { 0 },
+                                ..Default::default()
+                            });
+                    }
+                }
+            },
+            RESOURCE_BROKER
+                if resource.resource_name == broker.config.node_id.to_string() || resource.resource_name.is_empty() =>
+            {
+                for (key, default) in super::config::KEYS.iter().filter(|(k, _)| wanted(k)) {
+                    let value = broker.config.values.get(*key).cloned().unwrap_or_default();
+                    let source = if value != *default {
+                        SOURCE_STATIC_BROKER
+                    } else {
+                        SOURCE_DEFAULT
+                    };
+                    let synonyms = if synonyms_wanted {
+                        vec![describe_configs_response::DescribeConfigsSynonym {
+                            name: key.to_string(),
+                            value: Some(value.clone()),
+                            source,
+                            ..Default::default()
+                        }]
+                    } else {
+                        vec![]
+                    };
+                    result
+                        .configs
+                        .push(describe_configs_response::DescribeConfigsResourceResult {
+                            name: key.to_string(),
+                            value: Some(value),
+                            read_only: true,
+                            config_source: source,
+                            synonyms,
+                            config_type: if version >= 3 { TYPE_STRING } else { 0 },
+                            ..Default::default()
+                        });
+                }
+            }
+            RESOURCE_BROKER => {
+                result.error_code = ErrorCode::InvalidRequest.code();
+                result.error_message = Some(format!(
+                    "Unexpected broker id, expected {} but received {}",
+                    broker.config.node_id, resource.resource_name
+                ));
+            }
+            other => {
+                result.error_code = ErrorCode::InvalidRequest.code();
+                result.error_message = Some(format!("Unsupported resource type {other}"));
+            }
+        }
+        results.push(result);
+    }
+    Some(DescribeConfigsResponse {
+        results,
+        ..Default::default()
+    })
+}
+
+async fn create_partitions<S: Storage>(
+    broker: &Broker<S>,
+    request: CreatePartitionsRequest,
+) -> Option<CreatePartitionsResponse> {
+    let node = broker.config.node_id;
+    let mut asks = Vec::new();
+    let mut refused = Vec::new();
+    for t in &request.topics {
+        let placed_here = t
+            .assignments
+            .as_ref()
+            .is_none_or(|a| a.iter().all(|b| b.broker_ids == vec![node]));
+        if placed_here {
+            asks.push((t.name.clone(), t.count));
+        } else {
+            refused.push(t.name.clone());
+        }
+    }
+    let results = broker
+        .create_partitions(&asks, request.validate_only)
+        .await
+        .unwrap_or_else(|e| {
+            asks.iter()
+                .map(|(n, _)| (n.clone(), e.code, Some(e.message.clone())))
+                .collect()
+        });
+    let mut out: Vec<_> = results
+        .into_iter()
+        .map(
+            |(name, error, message)| create_partitions_response::CreatePartitionsTopicResult {
+                name,
+                error_code: error.code(),
+                error_message: message,
+                ..Default::default()
+            },
+        )
+        .collect();
+    for name in refused {
+        out.push(create_partitions_response::CreatePartitionsTopicResult {
+            name,
+            error_code: ErrorCode::InvalidReplicaAssignment.code(),
+            error_message: Some(format!("new partitions can only be placed on broker {node}")),
+            ..Default::default()
+        });
+    }
+    Some(CreatePartitionsResponse {
+        results: out,
+        ..Default::default()
+    })
+}
+
+async fn describe_cluster<S: Storage>(
+    broker: &Broker<S>,
+    request: DescribeClusterRequest,
+    version: i16,
+) -> Option<DescribeClusterResponse> {
+    let image = broker.image();
+    Some(DescribeClusterResponse {
+        endpoint_type: if version >= 1 { request.endpoint_type } else { 1 },
+        cluster_id: broker.cluster_id.clone(),
+        controller_id: broker.config.node_id,
+        brokers: image
+            .brokers
+            .values()
+            .map(|b| describe_cluster_response::DescribeClusterBroker {
+                broker_id: b.broker_id,
+                host: b.host.clone(),
+                port: b.port,
+                rack: None,
+                ..Default::default()
+            })
+            .collect(),
+        cluster_authorized_operations: if request.include_cluster_authorized_operations {
+            CLUSTER_OPERATIONS
+        } else {
+            i32::MIN
+        },
         ..Default::default()
     })
 }

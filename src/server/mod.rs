@@ -168,6 +168,22 @@ impl<S: Storage> Broker<S> {
         Ok(results)
     }
 
+    pub async fn create_partitions(
+        &self,
+        requests: &[(String, i32)],
+        validate_only: bool,
+    ) -> KafkaResult<Vec<(String, ErrorCode, Option<String>)>> {
+        let now = clock::now_ms();
+        let _guard = self.controller_lock.lock().await;
+        let (records, results) = self
+            .controller
+            .create_partitions(&self.image(), requests, validate_only);
+        if !records.is_empty() {
+            self.commit(records, now).await?;
+        }
+        Ok(results)
+    }
+
     /// Retention, flushes by time: runs every `log.retention.check.interval.ms`.
     pub async fn run_housekeeping(self: Arc<Self>) {
         let interval = std::time::Duration::from_millis(self.config.log_retention_check_interval_ms.max(1));
