@@ -1,0 +1,146 @@
+//! One connection to one broker: frames, correlation ids, and the API versions both sides
+//! support (ApiVersions first, as every Kafka client does).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::ClientError;
+use crate::protocol::codec::{Message, Reader};
+use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+
+/// The largest response frame the client reads.
+pub const RESPONSE_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+pub struct Connection {
+    stream: TcpStream,
+    client_id: String,
+    correlation_id: i32,
+    /// api key -> (min, max) the broker supports.
+    versions: BTreeMap<i16, (i16, i16)>,
+    timeout: Duration,
+}
+
+impl Connection {
+    pub async fn connect(address: &str, client_id: &str, timeout: Duration) -> Result<Connection, ClientError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| ClientError::Timeout(format!("connecting to {address}")))??;
+        let _ = stream.set_nodelay(true);
+        let mut connection = Connection {
+            stream,
+            client_id: client_id.to_string(),
+            correlation_id: 0,
+            versions: BTreeMap::new(),
+            timeout,
+        };
+        let request = ApiVersionsRequest {
+            client_software_name: "klamm".into(),
+            client_software_version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        };
+        let response: ApiVersionsResponse = connection.request_at(&request, 3).await?;
+        if response.error_code != 0 {
+            return Err(ClientError::Kafka(response.error_code, "ApiVersions".into()));
+        }
+        connection.versions = response
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        Ok(connection)
+    }
+
+    /// The highest version both sides support.
+    pub fn version<M: Message>(&self) -> Result<i16, ClientError> {
+        let (min, max) = self
+            .versions
+            .get(&M::API_KEY)
+            .copied()
+            .ok_or(ClientError::Unsupported(M::NAME))?;
+        let version = max.min(M::VERSION_MAX);
+        if version < min.max(M::VERSION_MIN) {
+            return Err(ClientError::Unsupported(M::NAME));
+        }
+        Ok(version)
+    }
+
+    pub async fn request<Req: Message, Resp: Message>(&mut self, request: &Req) -> Result<(Resp, i16), ClientError> {
+        let version = self.version::<Req>()?;
+        Ok((self.request_at(request, version).await?, version))
+    }
+
+    /// Sends a request that gets no response (Produce with acks=0).
+    pub async fn send_only<Req: Message>(&mut self, request: &Req) -> Result<i16, ClientError> {
+        let version = self.version::<Req>()?;
+        let frame = self.frame(request, version)?;
+        self.stream.write_all(&frame).await?;
+        self.stream.flush().await?;
+        Ok(version)
+    }
+
+    pub async fn request_at<Req: Message, Resp: Message>(
+        &mut self,
+        request: &Req,
+        version: i16,
+    ) -> Result<Resp, ClientError> {
+        let frame = self.frame(request, version)?;
+        let correlation_id = self.correlation_id;
+        tokio::time::timeout(self.timeout, async {
+            self.stream.write_all(&frame).await?;
+            self.stream.flush().await?;
+            let body = self.read_frame().await?;
+            let mut r = Reader::new(body);
+            let flexible = version >= Req::FLEXIBLE_MIN && Req::API_KEY != ApiVersionsRequest::API_KEY;
+            let header = ResponseHeader::decode(&mut r, if flexible { 1 } else { 0 })?;
+            if header.correlation_id != correlation_id {
+                return Err(ClientError::Protocol(format!(
+                    "correlation id {} for request {correlation_id}",
+                    header.correlation_id
+                )));
+            }
+            Ok(Resp::decode(&mut r, version)?)
+        })
+        .await
+        .map_err(|_| ClientError::Timeout(Req::NAME.to_string()))?
+    }
+
+    fn frame<Req: Message>(&mut self, request: &Req, version: i16) -> Result<Bytes, ClientError> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let mut w = BytesMut::with_capacity(256);
+        w.put_i32(0);
+        let header = RequestHeader {
+            request_api_key: Req::API_KEY,
+            request_api_version: version,
+            correlation_id: self.correlation_id,
+            client_id: Some(self.client_id.clone()),
+            ..Default::default()
+        };
+        header.encode(&mut w, if version >= Req::FLEXIBLE_MIN { 2 } else { 1 })?;
+        request.encode(&mut w, version)?;
+        let size = (w.len() - 4) as i32;
+        w[..4].copy_from_slice(&size.to_be_bytes());
+        Ok(w.freeze())
+    }
+
+    async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).await?;
+        let size = i32::from_be_bytes(size);
+        if size < 4 || size as usize > RESPONSE_BYTES_MAX {
+            return Err(ClientError::Protocol(format!("response frame of {size} bytes")));
+        }
+        let mut body = BytesMut::with_capacity((size as usize).min(1 << 20));
+        while body.len() < size as usize {
+            let want = (size as usize - body.len()).min(1 << 20);
+            body.reserve(want);
+            if (&mut self.stream).take(want as u64).read_buf(&mut body).await? == 0 {
+                return Err(ClientError::Protocol("connection closed inside a response".into()));
+            }
+        }
+        Ok(body.freeze())
+    }
+}

@@ -1,0 +1,321 @@
+//! The consumer by assignment: `assign`, `seek`, `poll`. Positions start from
+//! `auto.offset.reset` (earliest or latest) through ListOffsets. Consumer groups and
+//! committed offsets arrive with the group coordinator.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{bootstrap, fetch_metadata, ClientConfig, ClientError, ClusterMetadata, Connection};
+use crate::protocol::messages::{
+    fetch_request, list_offsets_request, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
+};
+use crate::record::{self, BatchFrames, ValidationLimits};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+pub struct Consumer {
+    config: ClientConfig,
+    metadata: ClusterMetadata,
+    connections: BTreeMap<String, Connection>,
+    assignment: Vec<(String, i32)>,
+    positions: BTreeMap<(String, i32), i64>,
+    buffered: VecDeque<ConsumerRecord>,
+    earliest: bool,
+    read_committed: bool,
+    max_poll_records: usize,
+    fetch_max_bytes: i32,
+    partition_max_bytes: i32,
+    fetch_min_bytes: i32,
+    fetch_max_wait_ms: i32,
+}
+
+const EARLIEST: i64 = -2;
+const LATEST: i64 = -1;
+
+impl Consumer {
+    pub fn new(config: ClientConfig) -> Result<Consumer, ClientError> {
+        let earliest = match config.get("auto.offset.reset").unwrap_or("latest") {
+            "earliest" => true,
+            "latest" => false,
+            other => {
+                return Err(ClientError::Config(format!(
+                    "invalid value {other} for auto.offset.reset"
+                )))
+            }
+        };
+        let read_committed = match config.get("isolation.level").unwrap_or("read_uncommitted") {
+            "read_committed" => true,
+            "read_uncommitted" => false,
+            other => {
+                return Err(ClientError::Config(format!(
+                    "invalid value {other} for isolation.level"
+                )))
+            }
+        };
+        Ok(Consumer {
+            earliest,
+            read_committed,
+            max_poll_records: config.get_or("max.poll.records", 500usize)?,
+            fetch_max_bytes: config.get_or("fetch.max.bytes", 52_428_800i32)?,
+            partition_max_bytes: config.get_or("max.partition.fetch.bytes", 1_048_576i32)?,
+            fetch_min_bytes: config.get_or("fetch.min.bytes", 1i32)?,
+            fetch_max_wait_ms: config.get_or("fetch.max.wait.ms", 500i32)?,
+            config,
+            metadata: ClusterMetadata::default(),
+            connections: BTreeMap::new(),
+            assignment: Vec::new(),
+            positions: BTreeMap::new(),
+            buffered: VecDeque::new(),
+        })
+    }
+
+    pub fn assign(&mut self, partitions: Vec<(String, i32)>) {
+        self.positions.retain(|k, _| partitions.contains(k));
+        self.buffered
+            .retain(|r| partitions.contains(&(r.topic.clone(), r.partition)));
+        self.assignment = partitions;
+    }
+
+    pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) {
+        let key = (topic.to_string(), partition);
+        self.buffered
+            .retain(|r| (r.topic.as_str(), r.partition) != (topic, partition));
+        self.positions.insert(key, offset);
+    }
+
+    /// Moves to the log start offset (`to_beginning`) or the log end.
+    pub async fn seek_to(&mut self, topic: &str, partition: i32, to_beginning: bool) -> Result<i64, ClientError> {
+        let offset = self
+            .list_offset(topic, partition, if to_beginning { EARLIEST } else { LATEST })
+            .await?;
+        self.seek(topic, partition, offset);
+        Ok(offset)
+    }
+
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions.get(&(topic.to_string(), partition)).copied()
+    }
+
+    /// Records from the assigned partitions, waiting up to `timeout` for some.
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
+        if self.buffered.is_empty() {
+            self.fetch(timeout).await?;
+        }
+        let n = self.buffered.len().min(self.max_poll_records);
+        Ok(self.buffered.drain(..n).collect())
+    }
+
+    /// The offset ListOffsets gives for `timestamp` (-1 latest, -2 earliest, else the first
+    /// record at or after it; -1 if none).
+    pub async fn list_offset(&mut self, topic: &str, partition: i32, timestamp: i64) -> Result<i64, ClientError> {
+        let address = self.leader(topic, partition).await?;
+        let request = ListOffsetsRequest {
+            replica_id: -1,
+            isolation_level: self.read_committed as i8,
+            topics: vec![list_offsets_request::ListOffsetsTopic {
+                name: topic.to_string(),
+                partitions: vec![list_offsets_request::ListOffsetsPartition {
+                    partition_index: partition,
+                    timestamp,
+                    current_leader_epoch: -1,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let connection = self.connection(&address).await?;
+        let (response, _): (ListOffsetsResponse, _) = connection.request(&request).await?;
+        let p = response
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| ClientError::Protocol("empty ListOffsets answer".into()))?;
+        if p.error_code != 0 {
+            return Err(ClientError::Kafka(
+                p.error_code,
+                format!("ListOffsets {topic}-{partition}"),
+            ));
+        }
+        Ok(p.offset)
+    }
+
+    async fn fetch(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        for (topic, partition) in self.assignment.clone() {
+            if !self.positions.contains_key(&(topic.clone(), partition)) {
+                let offset = self
+                    .list_offset(&topic, partition, if self.earliest { EARLIEST } else { LATEST })
+                    .await?;
+                self.positions.insert((topic, partition), offset);
+            }
+        }
+        let mut by_leader: BTreeMap<String, Vec<(String, i32)>> = BTreeMap::new();
+        for (topic, partition) in self.assignment.clone() {
+            let address = self.leader(&topic, partition).await?;
+            by_leader.entry(address).or_default().push((topic, partition));
+        }
+        let wait_ms = (timeout.as_millis() as i32).min(self.fetch_max_wait_ms);
+        for (address, partitions) in by_leader {
+            let mut topics: BTreeMap<String, Vec<fetch_request::FetchPartition>> = BTreeMap::new();
+            for (topic, partition) in &partitions {
+                let fetch_offset = self.positions[&(topic.clone(), *partition)];
+                topics
+                    .entry(topic.clone())
+                    .or_default()
+                    .push(fetch_request::FetchPartition {
+                        partition: *partition,
+                        current_leader_epoch: -1,
+                        fetch_offset,
+                        last_fetched_epoch: -1,
+                        log_start_offset: -1,
+                        partition_max_bytes: self.partition_max_bytes,
+                        ..Default::default()
+                    });
+            }
+            let request = FetchRequest {
+                replica_id: -1,
+                max_wait_ms: wait_ms,
+                min_bytes: self.fetch_min_bytes,
+                max_bytes: self.fetch_max_bytes,
+                isolation_level: self.read_committed as i8,
+                session_epoch: -1,
+                topics: topics
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        let topic_id = self.metadata.topic_ids.get(&topic).copied().unwrap_or_default();
+                        fetch_request::FetchTopic {
+                            topic,
+                            topic_id,
+                            partitions,
+                            ..Default::default()
+                        }
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            let connection = self.connection(&address).await?;
+            let response: FetchResponse = match connection.request(&request).await {
+                Ok((r, _)) => r,
+                Err(e) => {
+                    self.connections.remove(&address);
+                    self.metadata = ClusterMetadata::default();
+                    return Err(e);
+                }
+            };
+            self.take_records(response).await?;
+        }
+        Ok(())
+    }
+
+    async fn take_records(&mut self, response: FetchResponse) -> Result<(), ClientError> {
+        let limits = ValidationLimits {
+            decompressed_bytes_max: 64 << 20,
+        };
+        let mut scratch = Vec::new();
+        for topic in response.responses {
+            // From Fetch v13 responses name topics by id only.
+            let name = if topic.topic.is_empty() {
+                self.metadata
+                    .topic_ids
+                    .iter()
+                    .find(|(_, id)| **id == topic.topic_id)
+                    .map(|(n, _)| n.clone())
+                    .unwrap_or_default()
+            } else {
+                topic.topic.clone()
+            };
+            for p in topic.partitions {
+                let key = (name.clone(), p.partition_index);
+                match p.error_code {
+                    0 => {}
+                    // OFFSET_OUT_OF_RANGE: start again from auto.offset.reset.
+                    1 => {
+                        let offset = self
+                            .list_offset(&key.0, key.1, if self.earliest { EARLIEST } else { LATEST })
+                            .await?;
+                        self.positions.insert(key, offset);
+                        continue;
+                    }
+                    code => return Err(ClientError::Kafka(code, format!("Fetch {}-{}", key.0, key.1))),
+                }
+                let Some(position) = self.positions.get(&key).copied() else {
+                    continue;
+                };
+                let mut next = position;
+                let records = p.records.unwrap_or_default();
+                for (_, header, batch) in BatchFrames::new(&records) {
+                    if header.next_offset() <= position {
+                        continue;
+                    }
+                    if !header.is_control() {
+                        let mut out = Vec::new();
+                        record::for_each_record(batch, &limits, &mut scratch, |offset, r| {
+                            if offset >= position {
+                                out.push(ConsumerRecord {
+                                    topic: key.0.clone(),
+                                    partition: key.1,
+                                    offset,
+                                    timestamp: if header.timestamp_type() == record::TimestampType::LogAppendTime {
+                                        header.max_timestamp
+                                    } else {
+                                        r.timestamp
+                                    },
+                                    key: r.key.map(Bytes::copy_from_slice),
+                                    value: r.value.map(Bytes::copy_from_slice),
+                                    headers: r
+                                        .headers()
+                                        .map(|(k, v)| {
+                                            (String::from_utf8_lossy(k).into_owned(), v.map(Bytes::copy_from_slice))
+                                        })
+                                        .collect(),
+                                });
+                            }
+                        })
+                        .map_err(|e| ClientError::Protocol(format!("a fetched batch does not validate: {e}")))?;
+                        self.buffered.extend(out);
+                    }
+                    next = header.next_offset();
+                }
+                self.positions.insert(key, next);
+            }
+        }
+        Ok(())
+    }
+
+    async fn leader(&mut self, topic: &str, partition: i32) -> Result<String, ClientError> {
+        if self.metadata.leader_address(topic, partition).is_none() {
+            let mut connection = bootstrap(&self.config).await?;
+            let topics: Vec<String> = self
+                .assignment
+                .iter()
+                .map(|(t, _)| t.clone())
+                .chain([topic.to_string()])
+                .collect();
+            let response = fetch_metadata(&mut connection, Some(&topics), false).await?;
+            self.metadata = ClusterMetadata::from_response(&response);
+        }
+        self.metadata
+            .leader_address(topic, partition)
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::Kafka(3, format!("{topic}-{partition}")))
+    }
+
+    async fn connection(&mut self, address: &str) -> Result<&mut Connection, ClientError> {
+        if !self.connections.contains_key(address) {
+            let c = Connection::connect(address, &self.config.client_id(), self.config.request_timeout()?).await?;
+            self.connections.insert(address.to_string(), c);
+        }
+        Ok(self.connections.get_mut(address).expect("inserted above"))
+    }
+}

@@ -1,0 +1,485 @@
+//! The producer: records accumulate into one batch per partition, sent when the batch
+//! reaches `batch.size` or has waited `linger.ms`; retriable errors are retried with
+//! `retry.backoff.ms` until `delivery.timeout.ms`. Config names and meanings follow the
+//! Java client.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, Mutex, Notify};
+
+use super::partitioner::partition_for_key;
+use super::{bootstrap, fetch_metadata, ClientConfig, ClientError, ClusterMetadata, Connection};
+use crate::protocol::messages::{produce_request, ProduceRequest, ProduceResponse};
+use crate::record::{Compression, RecordBatchBuilder};
+use crate::server::clock;
+
+#[derive(Clone, Debug, Default)]
+pub struct ProducerRecord {
+    pub topic: String,
+    pub partition: Option<i32>,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+    pub timestamp: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordMetadata {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// A record's delivery: resolves once the broker acknowledged it (or gave up).
+pub type Delivery = oneshot::Receiver<Result<RecordMetadata, ClientError>>;
+
+#[derive(Clone, Debug)]
+struct Settings {
+    acks: i16,
+    batch_size: usize,
+    linger: Duration,
+    compression: Compression,
+    retry_backoff: Duration,
+    delivery_timeout: Duration,
+    request_timeout_ms: i32,
+    max_request_size: usize,
+}
+
+/// An open batch, still taking records.
+struct Open {
+    builder: RecordBatchBuilder,
+    timestamps: Vec<i64>,
+    waiters: Vec<oneshot::Sender<Result<RecordMetadata, ClientError>>>,
+    created: tokio::time::Instant,
+}
+
+/// A batch built and on its way; a retry resends the same bytes.
+struct Sealed {
+    records: Bytes,
+    timestamps: Vec<i64>,
+    waiters: Vec<oneshot::Sender<Result<RecordMetadata, ClientError>>>,
+    created: tokio::time::Instant,
+}
+
+struct State {
+    metadata: ClusterMetadata,
+    open: BTreeMap<(String, i32), Open>,
+    /// Batches to send again, ahead of any newer batch of their partition.
+    retries: BTreeMap<(String, i32), Sealed>,
+    sticky: BTreeMap<String, i32>,
+    /// Records sent and not yet acknowledged or failed.
+    in_flight: usize,
+    /// Flushes waiting: send every batch now, whatever `linger.ms` says.
+    flushing: usize,
+    closed: bool,
+}
+
+pub struct Producer {
+    settings: Settings,
+    config: ClientConfig,
+    state: Arc<Mutex<State>>,
+    wake: Arc<Notify>,
+    drained: Arc<Notify>,
+    sender: tokio::task::JoinHandle<()>,
+}
+
+impl Producer {
+    pub async fn new(config: ClientConfig) -> Result<Producer, ClientError> {
+        if config.get_or("enable.idempotence", false)? {
+            return Err(ClientError::Config(
+                "enable.idempotence=true needs InitProducerId, which Klamm does not serve yet".into(),
+            ));
+        }
+        let acks = match config.get("acks").unwrap_or("all") {
+            "all" | "-1" => -1,
+            "1" => 1,
+            "0" => 0,
+            other => return Err(ClientError::Config(format!("invalid value {other} for acks"))),
+        };
+        let compression = match config.get("compression.type").unwrap_or("none") {
+            "none" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "snappy" => Compression::Snappy,
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd,
+            other => {
+                return Err(ClientError::Config(format!(
+                    "invalid value {other} for compression.type"
+                )))
+            }
+        };
+        let settings = Settings {
+            acks,
+            batch_size: config.get_or("batch.size", 16_384usize)?.max(1),
+            linger: Duration::from_millis(config.get_or("linger.ms", 5u64)?),
+            compression,
+            retry_backoff: Duration::from_millis(config.get_or("retry.backoff.ms", 100u64)?),
+            delivery_timeout: Duration::from_millis(config.get_or("delivery.timeout.ms", 120_000u64)?),
+            request_timeout_ms: config.get_or("request.timeout.ms", 30_000i32)?,
+            max_request_size: config.get_or("max.request.size", 1_048_576usize)?,
+        };
+        let state = State {
+            metadata: ClusterMetadata::default(),
+            open: BTreeMap::new(),
+            retries: BTreeMap::new(),
+            sticky: BTreeMap::new(),
+            in_flight: 0,
+            flushing: 0,
+            closed: false,
+        };
+        let state = Arc::new(Mutex::new(state));
+        let wake = Arc::new(Notify::new());
+        let drained = Arc::new(Notify::new());
+        let sender = tokio::spawn(run_sender(
+            settings.clone(),
+            config.clone(),
+            state.clone(),
+            wake.clone(),
+            drained.clone(),
+        ));
+        Ok(Producer {
+            settings,
+            config,
+            state,
+            wake,
+            drained,
+            sender,
+        })
+    }
+
+    /// Queues a record; the returned delivery resolves when the broker acknowledges it.
+    pub async fn send(&self, record: ProducerRecord) -> Result<Delivery, ClientError> {
+        let partitions = self.partition_count(&record.topic).await?;
+        let timestamp = record.timestamp.unwrap_or_else(clock::now_ms);
+        let (tx, rx) = oneshot::channel();
+        let mut state = self.state.lock().await;
+        if state.closed {
+            return Err(ClientError::Config("the producer is closed".into()));
+        }
+        let partition = match (record.partition, &record.key) {
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key, partitions),
+            (None, None) => *state
+                .sticky
+                .entry(record.topic.clone())
+                .or_insert_with(|| (clock::now_ms() % partitions as i64) as i32),
+        };
+        if partition < 0 || partition >= partitions {
+            return Err(ClientError::Kafka(3, format!("{}-{partition}", record.topic)));
+        }
+        let compression = self.settings.compression;
+        let open = state
+            .open
+            .entry((record.topic.clone(), partition))
+            .or_insert_with(|| Open {
+                builder: RecordBatchBuilder::new(compression),
+                timestamps: Vec::new(),
+                waiters: Vec::new(),
+                created: clock::monotonic(),
+            });
+        let headers: Vec<(&str, Option<&[u8]>)> =
+            record.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+        open.builder
+            .append(timestamp, record.key.as_deref(), record.value.as_deref(), &headers);
+        open.timestamps.push(timestamp);
+        open.waiters.push(tx);
+        let full = open.builder.records_bytes() >= self.settings.batch_size.min(self.settings.max_request_size);
+        state.in_flight += 1;
+        if full && record.key.is_none() && record.partition.is_none() {
+            // The sticky partitioner moves on when a batch fills.
+            state.sticky.insert(record.topic.clone(), (partition + 1) % partitions);
+        }
+        drop(state);
+        if full || self.settings.linger.is_zero() {
+            self.wake.notify_one();
+        }
+        Ok(rx)
+    }
+
+    /// Sends everything queued and waits until every record is acknowledged or failed.
+    pub async fn flush(&self) {
+        self.state.lock().await.flushing += 1;
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.state.lock().await.in_flight == 0 {
+                break;
+            }
+            self.wake.notify_one();
+            drained.await;
+        }
+        self.state.lock().await.flushing -= 1;
+    }
+
+    pub async fn close(self) {
+        self.flush().await;
+        self.state.lock().await.closed = true;
+        self.sender.abort();
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<i32, ClientError> {
+        if let Some(p) = self.state.lock().await.metadata.topics.get(topic) {
+            return Ok(p.len() as i32);
+        }
+        let mut connection = bootstrap(&self.config).await?;
+        let response = fetch_metadata(&mut connection, Some(&[topic.to_string()]), true).await?;
+        let metadata = ClusterMetadata::from_response(&response);
+        let count = metadata.topics.get(topic).map(|p| p.len() as i32);
+        let mut state = self.state.lock().await;
+        state.metadata.brokers.extend(metadata.brokers);
+        state.metadata.topics.extend(metadata.topics);
+        match count {
+            Some(n) if n > 0 => Ok(n),
+            _ => Err(ClientError::Kafka(3, format!("topic {topic} is unknown"))),
+        }
+    }
+}
+
+/// Error codes worth retrying: the leader moved or was not there yet, a timeout, a
+/// storage error on a broker that will restart.
+fn retriable(code: i16) -> bool {
+    matches!(code, 3 | 5 | 6 | 7 | 13 | 19 | 56)
+}
+
+async fn run_sender(
+    settings: Settings,
+    config: ClientConfig,
+    state: Arc<Mutex<State>>,
+    wake: Arc<Notify>,
+    drained: Arc<Notify>,
+) {
+    let mut connections: BTreeMap<String, Connection> = BTreeMap::new();
+    loop {
+        let _ = tokio::time::timeout(settings.linger.max(Duration::from_millis(1)), wake.notified()).await;
+        let (ready, routes) = take_ready(&settings, &state).await;
+        if ready.is_empty() {
+            continue;
+        }
+        // One produce request per leader, with one batch per partition.
+        let mut by_leader: BTreeMap<String, Vec<((String, i32), Sealed)>> = BTreeMap::new();
+        for (key, sealed) in ready {
+            match routes.get(&key) {
+                Some(address) => by_leader.entry(address.clone()).or_default().push((key, sealed)),
+                None => {
+                    retry_or_fail(
+                        &settings,
+                        &state,
+                        key,
+                        sealed,
+                        ClientError::Kafka(5, "no leader".into()),
+                    )
+                    .await
+                }
+            }
+        }
+        for (address, batches) in by_leader {
+            match send_to(&settings, &config, &mut connections, &address, &batches).await {
+                Ok(response) => complete(&settings, &state, batches, response).await,
+                Err(e) => {
+                    connections.remove(&address);
+                    refresh_metadata(&config, &state).await;
+                    for (key, sealed) in batches {
+                        retry_or_fail(&settings, &state, key, sealed, ClientError::Protocol(e.to_string())).await;
+                    }
+                }
+            }
+        }
+        let s = state.lock().await;
+        if s.in_flight == 0 {
+            drained.notify_waiters();
+        } else if !s.open.is_empty() || !s.retries.is_empty() {
+            wake.notify_one();
+        }
+    }
+}
+
+/// Retries first; then open batches that are full, have lingered, or are flushed, except
+/// for partitions with a retry pending (one batch per partition per request, in order).
+async fn take_ready(
+    settings: &Settings,
+    state: &Arc<Mutex<State>>,
+) -> (Vec<((String, i32), Sealed)>, BTreeMap<(String, i32), String>) {
+    let mut state = state.lock().await;
+    let now = clock::monotonic();
+    let flushing = state.flushing > 0;
+    let mut ready: Vec<((String, i32), Sealed)> = std::mem::take(&mut state.retries).into_iter().collect();
+    let keys: Vec<(String, i32)> = state
+        .open
+        .iter()
+        .filter(|(k, o)| {
+            !ready.iter().any(|(r, _)| r == *k)
+                && (flushing
+                    || o.builder.records_bytes() >= settings.batch_size
+                    || now.duration_since(o.created) >= settings.linger)
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in keys {
+        let open = state.open.remove(&key).expect("listed");
+        let sealed = Sealed {
+            records: open.builder.build().freeze(),
+            timestamps: open.timestamps,
+            waiters: open.waiters,
+            created: open.created,
+        };
+        ready.push((key, sealed));
+    }
+    let routes = ready
+        .iter()
+        .filter_map(|(k, _)| {
+            state
+                .metadata
+                .leader_address(&k.0, k.1)
+                .map(|a| (k.clone(), a.to_string()))
+        })
+        .collect();
+    (ready, routes)
+}
+
+async fn send_to(
+    settings: &Settings,
+    config: &ClientConfig,
+    connections: &mut BTreeMap<String, Connection>,
+    address: &str,
+    batches: &[((String, i32), Sealed)],
+) -> Result<Option<ProduceResponse>, ClientError> {
+    if !connections.contains_key(address) {
+        let connection = Connection::connect(address, &config.client_id(), config.request_timeout()?).await?;
+        connections.insert(address.to_string(), connection);
+    }
+    let connection = connections.get_mut(address).expect("inserted above");
+    let mut topics: BTreeMap<&str, Vec<produce_request::PartitionProduceData>> = BTreeMap::new();
+    for ((topic, partition), sealed) in batches {
+        let data = produce_request::PartitionProduceData {
+            index: *partition,
+            records: Some(sealed.records.clone()),
+            ..Default::default()
+        };
+        topics.entry(topic).or_default().push(data);
+    }
+    let request = ProduceRequest {
+        acks: settings.acks,
+        timeout_ms: settings.request_timeout_ms,
+        topic_data: topics
+            .into_iter()
+            .map(|(name, partition_data)| produce_request::TopicProduceData {
+                name: name.to_string(),
+                partition_data,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    if settings.acks == 0 {
+        connection.send_only(&request).await?;
+        return Ok(None);
+    }
+    Ok(Some(connection.request(&request).await?.0))
+}
+
+async fn complete(
+    settings: &Settings,
+    state: &Arc<Mutex<State>>,
+    batches: Vec<((String, i32), Sealed)>,
+    response: Option<ProduceResponse>,
+) {
+    let mut answers: BTreeMap<(String, i32), (i16, i64, i64)> = BTreeMap::new();
+    for topic in response.iter().flat_map(|r| &r.responses) {
+        for p in &topic.partition_responses {
+            answers.insert(
+                (topic.name.clone(), p.index),
+                (p.error_code, p.base_offset, p.log_append_time_ms),
+            );
+        }
+    }
+    for (key, sealed) in batches {
+        // acks=0: nothing comes back; the records count as sent, at unknown offsets.
+        let answer = if response.is_none() {
+            Some((0, -1, -1))
+        } else {
+            answers.get(&key).copied()
+        };
+        match answer {
+            Some((0, base_offset, log_append_time)) => {
+                let n = sealed.waiters.len();
+                for (i, (waiter, timestamp)) in sealed.waiters.into_iter().zip(sealed.timestamps).enumerate() {
+                    let timestamp = if log_append_time >= 0 {
+                        log_append_time
+                    } else {
+                        timestamp
+                    };
+                    let offset = if base_offset >= 0 { base_offset + i as i64 } else { -1 };
+                    let _ = waiter.send(Ok(RecordMetadata {
+                        topic: key.0.clone(),
+                        partition: key.1,
+                        offset,
+                        timestamp,
+                    }));
+                }
+                state.lock().await.in_flight -= n;
+            }
+            Some((code, _, _)) if retriable(code) => {
+                retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into())).await
+            }
+            Some((code, _, _)) => {
+                fail(
+                    state,
+                    sealed,
+                    ClientError::Kafka(code, format!("produce to {}-{}", key.0, key.1)),
+                )
+                .await
+            }
+            None => {
+                fail(
+                    state,
+                    sealed,
+                    ClientError::Protocol(format!("no answer for {}-{}", key.0, key.1)),
+                )
+                .await
+            }
+        }
+    }
+}
+
+async fn retry_or_fail(
+    settings: &Settings,
+    state: &Arc<Mutex<State>>,
+    key: (String, i32),
+    sealed: Sealed,
+    error: ClientError,
+) {
+    if clock::monotonic().duration_since(sealed.created) + settings.retry_backoff >= settings.delivery_timeout {
+        fail(state, sealed, error).await;
+        return;
+    }
+    tokio::time::sleep(settings.retry_backoff).await;
+    let previous = state.lock().await.retries.insert(key, sealed);
+    assert!(previous.is_none(), "a partition has at most one batch in flight");
+}
+
+async fn fail(state: &Arc<Mutex<State>>, sealed: Sealed, error: ClientError) {
+    let message = error.to_string();
+    let n = sealed.waiters.len();
+    for waiter in sealed.waiters {
+        let _ = waiter.send(Err(ClientError::Protocol(message.clone())));
+    }
+    state.lock().await.in_flight -= n;
+}
+
+async fn refresh_metadata(config: &ClientConfig, state: &Arc<Mutex<State>>) {
+    let Ok(mut connection) = bootstrap(config).await else {
+        return;
+    };
+    let topics: Vec<String> = state.lock().await.metadata.topics.keys().cloned().collect();
+    if let Ok(response) = fetch_metadata(&mut connection, Some(&topics), false).await {
+        let metadata = ClusterMetadata::from_response(&response);
+        let mut state = state.lock().await;
+        state.metadata.brokers = metadata.brokers;
+        state.metadata.topics.extend(metadata.topics);
+    }
+}
