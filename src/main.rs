@@ -5,10 +5,16 @@ use std::process::ExitCode;
 
 use klamm::io::{read_to_end, RealStorage};
 use klamm::server::{serve, Broker, ServerConfig};
+use klamm::tools::cli;
 use klamm::tools::dump_log::dump_segment;
 
 const USAGE: &str = "usage:
   klamm server [server.properties] [--override key=value ...]  run a broker (default: 127.0.0.1:9092, ./klamm-data)
+  klamm topics --bootstrap-server HOST:PORT --create|--list|--describe|--delete|--alter [--topic T] [--partitions N] [--replication-factor R] [--config k=v]
+  klamm console-producer --bootstrap-server HOST:PORT --topic T [--property parse.key=true] [--producer-property k=v]
+  klamm console-consumer --bootstrap-server HOST:PORT --topic T [--from-beginning] [--max-messages N] [--property print.key=true]
+  klamm producer-perf-test --topic T --num-records N --record-size S --throughput R --producer-props bootstrap.servers=HOST:PORT ...
+  klamm consumer-perf-test --bootstrap-server HOST:PORT --topic T --messages N
   klamm dump-log --files FILE[,FILE...] [--print-data-log]   print the batches of segment files
   klamm version                                              print the version";
 
@@ -24,6 +30,9 @@ fn main() -> ExitCode {
         }
         Some("dump-log") => dump_log(&args[1..]),
         Some("server") => server(&args[1..]),
+        Some(
+            tool @ ("topics" | "console-producer" | "console-consumer" | "producer-perf-test" | "consumer-perf-test"),
+        ) => tool_command(tool, &args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -146,6 +155,29 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn tool_command(tool: &str, args: &[String]) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let result = runtime.block_on(async {
+        match tool {
+            "topics" => cli::topics(args).await,
+            "console-producer" => cli::console_producer(args).await,
+            "console-consumer" => cli::console_consumer(args).await,
+            "producer-perf-test" => cli::producer_perf_test(args).await,
+            _ => cli::consumer_perf_test(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("klamm {tool}: {why}");
+            ExitCode::from(if why.contains("--") { 2 } else { 1 })
+        }
     }
 }
 

@@ -8,10 +8,11 @@
 //! default; these tests turn it off), DescribeConfigs.
 #![cfg(not(madsim))]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod common;
+
+use common::{free_address, BrokerProcess};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 const RECORDS: usize = 1000;
 
@@ -98,65 +99,6 @@ fn kafkajs() -> PathBuf {
         );
     }
     dir.join("node_modules")
-}
-
-struct BrokerProcess {
-    child: Child,
-    address: SocketAddr,
-    dir: PathBuf,
-}
-
-impl BrokerProcess {
-    fn start(dir: &Path, address: SocketAddr) -> BrokerProcess {
-        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_klamm"))
-            .args(["server", "--override"])
-            .arg(format!("listeners=PLAINTEXT://{address}"))
-            .arg("--override")
-            .arg(format!("log.dirs={}", dir.display()))
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(address).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the broker did not start listening on {address}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        BrokerProcess {
-            child,
-            address,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// SIGTERM, as an operator stops a broker, then a wait for the clean exit.
-    fn stop(mut self) {
-        run(
-            Command::new("kill").args(["-TERM", &self.child.id().to_string()]),
-            "kill -TERM",
-        );
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "the broker exits cleanly on SIGTERM: {status}");
-        let _ = &self.dir;
-    }
-
-    fn bootstrap(&self) -> String {
-        self.address.to_string()
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_address() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 fn python_client(python: &Path, script: &str, phase: &str, bootstrap: &str, topic: &str, count: usize) {

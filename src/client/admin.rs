@@ -127,7 +127,7 @@ impl Admin {
             if t.error_code != 0 {
                 return Err(ClientError::Kafka(t.error_code, format!("describing {name}")));
             }
-            let id: String = t.topic_id.0.iter().map(|b| format!("{b:02x}")).collect();
+            let id = t.topic_id.to_base64();
             let partitions = t
                 .partitions
                 .into_iter()

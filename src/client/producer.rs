@@ -3,7 +3,7 @@
 //! `retry.backoff.ms` until `delivery.timeout.ms`. Config names and meanings follow the
 //! Java client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,11 +47,14 @@ struct Settings {
     delivery_timeout: Duration,
     request_timeout_ms: i32,
     max_request_size: usize,
+    /// `buffer.memory`: record bytes queued and unacknowledged; `send` waits past it.
+    buffer_memory: usize,
 }
 
 /// An open batch, still taking records.
 struct Open {
     builder: RecordBatchBuilder,
+    bytes: usize,
     timestamps: Vec<i64>,
     waiters: Vec<oneshot::Sender<Result<RecordMetadata, ClientError>>>,
     created: tokio::time::Instant,
@@ -60,6 +63,7 @@ struct Open {
 /// A batch built and on its way; a retry resends the same bytes.
 struct Sealed {
     records: Bytes,
+    bytes: usize,
     timestamps: Vec<i64>,
     waiters: Vec<oneshot::Sender<Result<RecordMetadata, ClientError>>>,
     created: tokio::time::Instant,
@@ -68,11 +72,12 @@ struct Sealed {
 struct State {
     metadata: ClusterMetadata,
     open: BTreeMap<(String, i32), Open>,
-    /// Batches to send again, ahead of any newer batch of their partition.
-    retries: BTreeMap<(String, i32), Sealed>,
+    /// Sealed batches waiting per partition, oldest first; a retry goes back to the front.
+    queues: BTreeMap<(String, i32), VecDeque<Sealed>>,
     sticky: BTreeMap<String, i32>,
-    /// Records sent and not yet acknowledged or failed.
+    /// Records sent and not yet acknowledged or failed, and their bytes.
     in_flight: usize,
+    buffered_bytes: usize,
     /// Flushes waiting: send every batch now, whatever `linger.ms` says.
     flushing: usize,
     closed: bool,
@@ -121,13 +126,15 @@ impl Producer {
             delivery_timeout: Duration::from_millis(config.get_or("delivery.timeout.ms", 120_000u64)?),
             request_timeout_ms: config.get_or("request.timeout.ms", 30_000i32)?,
             max_request_size: config.get_or("max.request.size", 1_048_576usize)?,
+            buffer_memory: config.get_or("buffer.memory", 33_554_432usize)?,
         };
         let state = State {
             metadata: ClusterMetadata::default(),
             open: BTreeMap::new(),
-            retries: BTreeMap::new(),
+            queues: BTreeMap::new(),
             sticky: BTreeMap::new(),
             in_flight: 0,
+            buffered_bytes: 0,
             flushing: 0,
             closed: false,
         };
@@ -156,7 +163,19 @@ impl Producer {
         let partitions = self.partition_count(&record.topic).await?;
         let timestamp = record.timestamp.unwrap_or_else(clock::now_ms);
         let (tx, rx) = oneshot::channel();
-        let mut state = self.state.lock().await;
+        let size = 32 + record.key.as_ref().map_or(0, |k| k.len()) + record.value.as_ref().map_or(0, |v| v.len());
+        let mut state = loop {
+            let space = self.drained.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            let state = self.state.lock().await;
+            if state.buffered_bytes == 0 || state.buffered_bytes + size <= self.settings.buffer_memory {
+                break state;
+            }
+            drop(state);
+            self.wake.notify_one();
+            space.await;
+        };
         if state.closed {
             return Err(ClientError::Config("the producer is closed".into()));
         }
@@ -172,23 +191,34 @@ impl Producer {
             return Err(ClientError::Kafka(3, format!("{}-{partition}", record.topic)));
         }
         let compression = self.settings.compression;
-        let open = state
+        let key = (record.topic.clone(), partition);
+        // A record that does not fit the open batch starts a new one, as the Java client does.
+        let overflows = state
             .open
-            .entry((record.topic.clone(), partition))
-            .or_insert_with(|| Open {
-                builder: RecordBatchBuilder::new(compression),
-                timestamps: Vec::new(),
-                waiters: Vec::new(),
-                created: clock::monotonic(),
-            });
+            .get(&key)
+            .is_some_and(|o| !o.builder.is_empty() && o.builder.records_bytes() + size > self.settings.batch_size);
+        if overflows {
+            let open = state.open.remove(&key).expect("checked above");
+            state.queues.entry(key.clone()).or_default().push_back(seal(open));
+        }
+        let open = state.open.entry(key).or_insert_with(|| Open {
+            builder: RecordBatchBuilder::new(compression),
+            bytes: 0,
+            timestamps: Vec::new(),
+            waiters: Vec::new(),
+            created: clock::monotonic(),
+        });
         let headers: Vec<(&str, Option<&[u8]>)> =
             record.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
         open.builder
             .append(timestamp, record.key.as_deref(), record.value.as_deref(), &headers);
         open.timestamps.push(timestamp);
+        open.bytes += size;
         open.waiters.push(tx);
-        let full = open.builder.records_bytes() >= self.settings.batch_size.min(self.settings.max_request_size);
+        let full =
+            overflows || open.builder.records_bytes() >= self.settings.batch_size.min(self.settings.max_request_size);
         state.in_flight += 1;
+        state.buffered_bytes += size;
         if full && record.key.is_none() && record.partition.is_none() {
             // The sticky partitioner moves on when a batch fills.
             state.sticky.insert(record.topic.clone(), (partition + 1) % partitions);
@@ -289,17 +319,18 @@ async fn run_sender(
                 }
             }
         }
+        // Wakes flushes (which check for nothing in flight) and sends waiting for buffer space.
+        drained.notify_waiters();
         let s = state.lock().await;
-        if s.in_flight == 0 {
-            drained.notify_waiters();
-        } else if !s.open.is_empty() || !s.retries.is_empty() {
+        if s.in_flight > 0 && (!s.open.is_empty() || s.queues.values().any(|q| !q.is_empty())) {
             wake.notify_one();
         }
     }
 }
 
-/// Retries first; then open batches that are full, have lingered, or are flushed, except
-/// for partitions with a retry pending (one batch per partition per request, in order).
+/// The oldest sealed batch of each partition; for a partition with none waiting, its open
+/// batch if it is full, has lingered, or is flushed. One batch per partition per request,
+/// so batches of a partition go in order.
 async fn take_ready(
     settings: &Settings,
     state: &Arc<Mutex<State>>,
@@ -307,7 +338,13 @@ async fn take_ready(
     let mut state = state.lock().await;
     let now = clock::monotonic();
     let flushing = state.flushing > 0;
-    let mut ready: Vec<((String, i32), Sealed)> = std::mem::take(&mut state.retries).into_iter().collect();
+    let mut ready: Vec<((String, i32), Sealed)> = Vec::new();
+    for (key, queue) in state.queues.iter_mut() {
+        if let Some(sealed) = queue.pop_front() {
+            ready.push((key.clone(), sealed));
+        }
+    }
+    state.queues.retain(|_, q| !q.is_empty());
     let keys: Vec<(String, i32)> = state
         .open
         .iter()
@@ -321,13 +358,7 @@ async fn take_ready(
         .collect();
     for key in keys {
         let open = state.open.remove(&key).expect("listed");
-        let sealed = Sealed {
-            records: open.builder.build().freeze(),
-            timestamps: open.timestamps,
-            waiters: open.waiters,
-            created: open.created,
-        };
-        ready.push((key, sealed));
+        ready.push((key, seal(open)));
     }
     let routes = ready
         .iter()
@@ -339,6 +370,16 @@ async fn take_ready(
         })
         .collect();
     (ready, routes)
+}
+
+fn seal(open: Open) -> Sealed {
+    Sealed {
+        records: open.builder.build().freeze(),
+        bytes: open.bytes,
+        timestamps: open.timestamps,
+        waiters: open.waiters,
+        created: open.created,
+    }
 }
 
 async fn send_to(
@@ -406,7 +447,7 @@ async fn complete(
         };
         match answer {
             Some((0, base_offset, log_append_time)) => {
-                let n = sealed.waiters.len();
+                let (n, bytes) = (sealed.waiters.len(), sealed.bytes);
                 for (i, (waiter, timestamp)) in sealed.waiters.into_iter().zip(sealed.timestamps).enumerate() {
                     let timestamp = if log_append_time >= 0 {
                         log_append_time
@@ -421,7 +462,9 @@ async fn complete(
                         timestamp,
                     }));
                 }
-                state.lock().await.in_flight -= n;
+                let mut s = state.lock().await;
+                s.in_flight -= n;
+                s.buffered_bytes -= bytes;
             }
             Some((code, _, _)) if retriable(code) => {
                 retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into())).await
@@ -458,17 +501,18 @@ async fn retry_or_fail(
         return;
     }
     tokio::time::sleep(settings.retry_backoff).await;
-    let previous = state.lock().await.retries.insert(key, sealed);
-    assert!(previous.is_none(), "a partition has at most one batch in flight");
+    state.lock().await.queues.entry(key).or_default().push_front(sealed);
 }
 
 async fn fail(state: &Arc<Mutex<State>>, sealed: Sealed, error: ClientError) {
     let message = error.to_string();
-    let n = sealed.waiters.len();
+    let (n, bytes) = (sealed.waiters.len(), sealed.bytes);
     for waiter in sealed.waiters {
         let _ = waiter.send(Err(ClientError::Protocol(message.clone())));
     }
-    state.lock().await.in_flight -= n;
+    let mut s = state.lock().await;
+    s.in_flight -= n;
+    s.buffered_bytes -= bytes;
 }
 
 async fn refresh_metadata(config: &ClientConfig, state: &Arc<Mutex<State>>) {

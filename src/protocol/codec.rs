@@ -22,6 +22,25 @@ pub struct TaggedField {
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Uuid(pub [u8; 16]);
 
+impl Uuid {
+    /// URL-safe base64 without padding, as Kafka prints ids.
+    pub fn to_base64(&self) -> String {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let bits = u128::from_be_bytes(self.0);
+        (0..22)
+            .map(|i| {
+                let shift = 128i32 - 6 * (i + 1);
+                let index = if shift >= 0 {
+                    (bits >> shift) & 63
+                } else {
+                    (bits << -shift) & 63
+                };
+                ALPHABET[index as usize] as char
+            })
+            .collect()
+    }
+}
+
 impl fmt::Debug for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for b in self.0 {
@@ -419,6 +438,16 @@ mod tests {
             assert_eq!(r.read_array_len(compact).unwrap(), None);
             r.expect_end().unwrap();
         }
+    }
+
+    #[test]
+    fn uuids_print_as_kafka_does() {
+        // Kafka's Uuid.toString of 0x0123...ef, 0xfedc...10 (Base64 URL-safe, no padding).
+        let uuid = Uuid([
+            0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10,
+        ]);
+        assert_eq!(uuid.to_base64(), "ASNFZ4mrze_-3LqYdlQyEA");
+        assert_eq!(Uuid::default().to_base64(), "AAAAAAAAAAAAAAAAAAAAAA");
     }
 
     #[test]

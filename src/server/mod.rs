@@ -264,12 +264,7 @@ async fn load_cluster_id<S: Storage>(
             return Ok(cluster);
         }
     }
-    let cluster = base64_id(&topic_id(
-        "klamm",
-        &log_dir.display().to_string(),
-        node_id as i64,
-        now_ms,
-    ));
+    let cluster = topic_id("klamm", &log_dir.display().to_string(), node_id as i64, now_ms).to_base64();
     let text = format!("version=1\ncluster.id={cluster}\nnode.id={node_id}\n");
     write_atomically(storage, &path, Bytes::from(text)).await?;
     Ok(cluster)
@@ -293,23 +288,6 @@ fn topic_id(cluster: &str, name: &str, offset: i64, now_ms: i64) -> Uuid {
     id[..8].copy_from_slice(&h1.to_be_bytes());
     id[8..].copy_from_slice(&h2.to_be_bytes());
     Uuid(id)
-}
-
-/// Kafka prints ids as URL-safe base64 without padding.
-fn base64_id(id: &Uuid) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    let bits: u128 = u128::from_be_bytes(id.0);
-    for i in 0..22 {
-        let shift = 128i32 - 6 * (i + 1);
-        let index = if shift >= 0 {
-            (bits >> shift) & 63
-        } else {
-            (bits << -shift) & 63
-        };
-        out.push(ALPHABET[index as usize] as char);
-    }
-    out
 }
 
 fn storage_error(e: std::io::Error) -> KafkaError {

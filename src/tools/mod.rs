@@ -1,4 +1,5 @@
-//! Command-line tools of the `klamm` binary that work on data directly, like Kafka's
-//! `kafka-dump-log.sh`.
+//! Command-line tools of the `klamm` binary, with Kafka's names and flags.
 
+mod args;
+pub mod cli;
 pub mod dump_log;

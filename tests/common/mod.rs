@@ -85,3 +85,69 @@ pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default()
 }
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The `klamm` binary as a broker process on loopback.
+pub struct BrokerProcess {
+    child: Child,
+    pub address: SocketAddr,
+    dir: PathBuf,
+}
+
+impl BrokerProcess {
+    pub fn start(dir: &Path, address: SocketAddr) -> BrokerProcess {
+        let log = std::fs::File::create(dir.with_extension("log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_klamm"))
+            .args(["server", "--override"])
+            .arg(format!("listeners=PLAINTEXT://{address}"))
+            .arg("--override")
+            .arg(format!("log.dirs={}", dir.display()))
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(address).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the broker did not start listening on {address}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        BrokerProcess {
+            child,
+            address,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// SIGTERM, as an operator stops a broker, then a wait for the clean exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the broker exits cleanly on SIGTERM: {status}");
+        let _ = &self.dir;
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.address.to_string()
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_address() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}

@@ -1,0 +1,444 @@
+//! The Kafka-style tools of the `klamm` binary: `topics`, `console-producer`,
+//! `console-consumer`, `producer-perf-test`, `consumer-perf-test`. Each returns its exit code.
+
+use std::io::{BufRead, Write};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::args::Args;
+use crate::client::{Admin, ClientConfig, Consumer, Producer, ProducerRecord};
+use crate::server::clock;
+
+fn client_config(bootstrap: &str, properties: &[&str]) -> Result<ClientConfig, String> {
+    let mut config = ClientConfig::from_pairs(properties.iter().copied()).map_err(|e| e.to_string())?;
+    if config.get("bootstrap.servers").is_none() {
+        config = config.set("bootstrap.servers", bootstrap);
+    }
+    Ok(config)
+}
+
+/// `klamm topics --bootstrap-server B --create|--list|--describe|--delete|--alter ...`
+pub async fn topics(argv: &[String]) -> Result<(), String> {
+    let a = Args::parse(
+        argv,
+        &["create", "list", "describe", "delete", "alter", "if-not-exists"],
+        &[
+            "bootstrap-server",
+            "topic",
+            "partitions",
+            "replication-factor",
+            "config",
+            "command-config",
+        ],
+    )?;
+    let config = client_config(a.required("bootstrap-server")?, &[])?;
+    let mut admin = Admin::new(&config).await.map_err(|e| e.to_string())?;
+    if a.has("create") {
+        let topic = a.required("topic")?;
+        let configs: Vec<(String, String)> = a.pairs("config")?.into_iter().collect();
+        match admin
+            .create_topic(
+                topic,
+                a.number("partitions", -1)?,
+                a.number("replication-factor", -1)?,
+                &configs,
+            )
+            .await
+        {
+            Ok(()) => println!("Created topic {topic}."),
+            Err(crate::client::ClientError::Kafka(36, _)) if a.has("if-not-exists") => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    } else if a.has("list") {
+        for name in admin.list_topics().await.map_err(|e| e.to_string())? {
+            println!("{name}");
+        }
+    } else if a.has("describe") {
+        let names = a.get("topic").map(|t| vec![t.to_string()]);
+        for t in admin
+            .describe_topics(names.as_deref())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let configs = admin.describe_topic_configs(&t.name).await.map_err(|e| e.to_string())?;
+            let overrides: Vec<String> = configs
+                .iter()
+                .filter(|c| c.2 == 1)
+                .map(|c| format!("{}={}", c.0, c.1.clone().unwrap_or_default()))
+                .collect();
+            println!(
+                "Topic: {}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {}\tConfigs: {}",
+                t.name,
+                t.topic_id,
+                t.partitions.len(),
+                t.partitions.first().map_or(0, |p| p.2.len()),
+                overrides.join(",")
+            );
+            for (partition, leader, replicas, isr) in &t.partitions {
+                let list = |v: &Vec<i32>| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+                println!(
+                    "\tTopic: {}\tPartition: {partition}\tLeader: {leader}\tReplicas: {}\tIsr: {}",
+                    t.name,
+                    list(replicas),
+                    list(isr)
+                );
+            }
+        }
+    } else if a.has("delete") {
+        admin
+            .delete_topic(a.required("topic")?)
+            .await
+            .map_err(|e| e.to_string())?;
+    } else if a.has("alter") {
+        admin
+            .create_partitions(a.required("topic")?, a.number("partitions", 0)?)
+            .await
+            .map_err(|e| e.to_string())?;
+    } else {
+        return Err("one of --create, --list, --describe, --delete, --alter is required".into());
+    }
+    Ok(())
+}
+
+/// `klamm console-producer --bootstrap-server B --topic T`: one record per stdin line.
+pub async fn console_producer(argv: &[String]) -> Result<(), String> {
+    let a = Args::parse(
+        argv,
+        &[],
+        &[
+            "bootstrap-server",
+            "topic",
+            "property",
+            "producer-property",
+            "compression-codec",
+            "request-required-acks",
+        ],
+    )?;
+    let mut properties: Vec<String> = a.all("producer-property").iter().map(|s| s.to_string()).collect();
+    if let Some(codec) = a.get("compression-codec") {
+        properties.push(format!("compression.type={codec}"));
+    }
+    if let Some(acks) = a.get("request-required-acks") {
+        properties.push(format!("acks={acks}"));
+    }
+    let config = client_config(
+        a.required("bootstrap-server")?,
+        &properties.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    let reader = a.pairs("property")?;
+    let parse_key = reader.get("parse.key").is_some_and(|v| v == "true");
+    let separator = reader.get("key.separator").cloned().unwrap_or_else(|| "\t".into());
+    let topic = a.required("topic")?.to_string();
+    let producer = Producer::new(config).await.map_err(|e| e.to_string())?;
+    let mut deliveries = Vec::new();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        let (key, value) = match (parse_key, line.split_once(&separator)) {
+            (true, Some((k, v))) => (Some(Bytes::from(k.to_string())), v.to_string()),
+            (true, None) => return Err(format!("no key separator {separator:?} in {line:?}")),
+            (false, _) => (None, line),
+        };
+        let record = ProducerRecord {
+            topic: topic.clone(),
+            key,
+            value: Some(Bytes::from(value)),
+            ..Default::default()
+        };
+        deliveries.push(producer.send(record).await.map_err(|e| e.to_string())?);
+    }
+    producer.flush().await;
+    for d in deliveries {
+        d.await
+            .map_err(|_| "the producer stopped".to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    producer.close().await;
+    Ok(())
+}
+
+/// `klamm console-consumer --bootstrap-server B --topic T [--from-beginning]`: every
+/// partition by assignment (consumer groups arrive with the group coordinator).
+pub async fn console_consumer(argv: &[String]) -> Result<(), String> {
+    let a = Args::parse(
+        argv,
+        &["from-beginning"],
+        &[
+            "bootstrap-server",
+            "topic",
+            "partition",
+            "offset",
+            "max-messages",
+            "timeout-ms",
+            "property",
+            "consumer-property",
+            "isolation-level",
+        ],
+    )?;
+    let topic = a.required("topic")?.to_string();
+    let mut properties: Vec<String> = a.all("consumer-property").iter().map(|s| s.to_string()).collect();
+    properties.push(format!(
+        "auto.offset.reset={}",
+        if a.has("from-beginning") { "earliest" } else { "latest" }
+    ));
+    if let Some(level) = a.get("isolation-level") {
+        properties.push(format!("isolation.level={level}"));
+    }
+    let config = client_config(
+        a.required("bootstrap-server")?,
+        &properties.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    let printing = a.pairs("property")?;
+    let flag = |name: &str| printing.get(name).is_some_and(|v| v == "true");
+    let separator = printing.get("key.separator").cloned().unwrap_or_else(|| "\t".into());
+    let mut admin = Admin::new(&config).await.map_err(|e| e.to_string())?;
+    let described = admin
+        .describe_topics(Some(&[topic.clone()]))
+        .await
+        .map_err(|e| e.to_string())?;
+    let partitions: Vec<i32> = match a.get("partition") {
+        Some(p) => vec![p.parse().map_err(|_| format!("--partition: {p} is not a number"))?],
+        None => described[0].partitions.iter().map(|p| p.0).collect(),
+    };
+    let mut consumer = Consumer::new(config).map_err(|e| e.to_string())?;
+    consumer.assign(partitions.iter().map(|&p| (topic.clone(), p)).collect());
+    if let Some(offset) = a.get("offset") {
+        for &p in &partitions {
+            match offset {
+                "earliest" => drop(consumer.seek_to(&topic, p, true).await.map_err(|e| e.to_string())?),
+                "latest" => drop(consumer.seek_to(&topic, p, false).await.map_err(|e| e.to_string())?),
+                n => consumer.seek(
+                    &topic,
+                    p,
+                    n.parse().map_err(|_| format!("--offset: {n} is not an offset"))?,
+                ),
+            }
+        }
+    }
+    let max_messages: u64 = a.number("max-messages", u64::MAX)?;
+    let idle = a
+        .get("timeout-ms")
+        .map(|t| t.parse::<u64>().map(Duration::from_millis))
+        .transpose()
+        .map_err(|_| "--timeout-ms is not a number".to_string())?;
+    let mut count = 0u64;
+    let mut last_record = clock::monotonic();
+    let stdout = std::io::stdout();
+    while count < max_messages {
+        let records = consumer
+            .poll(Duration::from_millis(500))
+            .await
+            .map_err(|e| e.to_string())?;
+        if records.is_empty() {
+            if idle.is_some_and(|t| clock::monotonic().duration_since(last_record) >= t) {
+                break;
+            }
+            continue;
+        }
+        last_record = clock::monotonic();
+        let mut out = stdout.lock();
+        for r in records.into_iter().take((max_messages - count) as usize) {
+            let mut line = String::new();
+            if flag("print.timestamp") {
+                line.push_str(&format!("CreateTime:{}{separator}", r.timestamp));
+            }
+            if flag("print.partition") {
+                line.push_str(&format!("Partition:{}{separator}", r.partition));
+            }
+            if flag("print.offset") {
+                line.push_str(&format!("Offset:{}{separator}", r.offset));
+            }
+            if flag("print.headers") {
+                let headers: Vec<String> = r
+                    .headers
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{k}:{}",
+                            v.as_ref()
+                                .map_or("NULL".into(), |v| String::from_utf8_lossy(v).into_owned())
+                        )
+                    })
+                    .collect();
+                line.push_str(&format!(
+                    "{}{separator}",
+                    if headers.is_empty() {
+                        "NO_HEADERS".to_string()
+                    } else {
+                        headers.join(",")
+                    }
+                ));
+            }
+            if flag("print.key") {
+                line.push_str(&format!(
+                    "{}{separator}",
+                    r.key
+                        .as_ref()
+                        .map_or("null".into(), |k| String::from_utf8_lossy(k).into_owned())
+                ));
+            }
+            line.push_str(
+                &r.value
+                    .as_ref()
+                    .map_or("null".into(), |v| String::from_utf8_lossy(v).into_owned()),
+            );
+            let _ = writeln!(out, "{line}");
+            count += 1;
+        }
+    }
+    eprintln!("Processed a total of {count} messages");
+    Ok(())
+}
+
+/// `klamm producer-perf-test --topic T --num-records N --record-size S --throughput R
+/// --producer-props bootstrap.servers=B ...`, with Kafka's output.
+pub async fn producer_perf_test(argv: &[String]) -> Result<(), String> {
+    let a = Args::parse(
+        argv,
+        &[],
+        &[
+            "topic",
+            "num-records",
+            "record-size",
+            "throughput",
+            "producer-props+",
+            "bootstrap-server",
+        ],
+    )?;
+    let topic = a.required("topic")?.to_string();
+    let records: u64 = a.number("num-records", 0)?;
+    let size: usize = a.number("record-size", 100)?;
+    let throughput: f64 = a.number("throughput", -1.0)?;
+    let props = a.all("producer-props");
+    let config = client_config(a.get("bootstrap-server").unwrap_or("127.0.0.1:9092"), &props)?;
+    let producer = Producer::new(config).await.map_err(|e| e.to_string())?;
+    let payload = Bytes::from((0..size).map(|i| b'A' + (i % 26) as u8).collect::<Vec<u8>>());
+    let start = clock::monotonic();
+    let (tx, mut rx) =
+        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, crate::client::producer::Delivery)>();
+    let reporter = tokio::spawn(async move {
+        let mut latencies = Vec::new();
+        let mut window = (clock::monotonic(), 0u64, Vec::<u64>::new());
+        while let Some((sent, delivery)) = rx.recv().await {
+            let result = delivery.await;
+            if !matches!(result, Ok(Ok(_))) {
+                return Err(format!("a record failed: {result:?}"));
+            }
+            let ms = clock::monotonic().duration_since(sent).as_millis() as u64;
+            latencies.push(ms);
+            window.1 += 1;
+            window.2.push(ms);
+            let elapsed = clock::monotonic().duration_since(window.0);
+            if elapsed >= Duration::from_secs(5) {
+                let rate = window.1 as f64 / elapsed.as_secs_f64();
+                let avg = window.2.iter().sum::<u64>() as f64 / window.2.len() as f64;
+                println!("{} records sent, {rate:.1} records/sec ({:.2} MB/sec), {avg:.1} ms avg latency, {:.1} ms max latency.", window.1, rate * size as f64 / 1048576.0, *window.2.iter().max().unwrap_or(&0) as f64);
+                window = (clock::monotonic(), 0, Vec::new());
+            }
+        }
+        Ok(latencies)
+    });
+    for i in 0..records {
+        if throughput > 0.0 {
+            let due = start + Duration::from_secs_f64(i as f64 / throughput);
+            tokio::time::sleep_until(due).await;
+        }
+        let record = ProducerRecord {
+            topic: topic.clone(),
+            value: Some(payload.clone()),
+            ..Default::default()
+        };
+        let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
+        let _ = tx.send((clock::monotonic(), delivery));
+    }
+    drop(tx);
+    producer.flush().await;
+    let mut latencies = reporter.await.map_err(|e| e.to_string())??;
+    let elapsed = clock::monotonic().duration_since(start).as_secs_f64();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let rate = records as f64 / elapsed;
+    let avg = latencies.iter().sum::<u64>() as f64 / latencies.len().max(1) as f64;
+    println!(
+        "{records} records sent, {rate:.1} records/sec ({:.2} MB/sec), {avg:.2} ms avg latency, {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
+        rate * size as f64 / 1048576.0,
+        latencies.last().copied().unwrap_or(0) as f64,
+        pct(0.5),
+        pct(0.95),
+        pct(0.99),
+        pct(0.999)
+    );
+    producer.close().await;
+    Ok(())
+}
+
+/// `klamm consumer-perf-test --bootstrap-server B --topic T --messages N`, with Kafka's CSV.
+pub async fn consumer_perf_test(argv: &[String]) -> Result<(), String> {
+    let a = Args::parse(
+        argv,
+        &["hide-header"],
+        &[
+            "bootstrap-server",
+            "topic",
+            "messages",
+            "timeout",
+            "consumer.config",
+            "fetch-size",
+        ],
+    )?;
+    let topic = a.required("topic")?.to_string();
+    let messages: u64 = a.number("messages", u64::MAX)?;
+    let timeout = Duration::from_millis(a.number("timeout", 10_000u64)?);
+    let mut props = vec!["auto.offset.reset=earliest".to_string()];
+    if let Some(size) = a.get("fetch-size") {
+        props.push(format!("max.partition.fetch.bytes={size}"));
+    }
+    let config = client_config(
+        a.required("bootstrap-server")?,
+        &props.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    let mut admin = Admin::new(&config).await.map_err(|e| e.to_string())?;
+    let described = admin
+        .describe_topics(Some(&[topic.clone()]))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut consumer = Consumer::new(config.set("max.poll.records", 100_000)).map_err(|e| e.to_string())?;
+    consumer.assign(described[0].partitions.iter().map(|p| (topic.clone(), p.0)).collect());
+    let start_ms = clock::now_ms();
+    let start = clock::monotonic();
+    let (mut count, mut bytes) = (0u64, 0u64);
+    let mut last = clock::monotonic();
+    while count < messages && clock::monotonic().duration_since(last) < timeout {
+        let records = consumer
+            .poll(Duration::from_millis(100))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !records.is_empty() {
+            last = clock::monotonic();
+        }
+        for r in records {
+            count += 1;
+            bytes += r.value.as_ref().map_or(0, |v| v.len()) as u64 + r.key.as_ref().map_or(0, |k| k.len()) as u64;
+        }
+    }
+    let elapsed = clock::monotonic().duration_since(start).as_secs_f64();
+    let mb = bytes as f64 / 1048576.0;
+    if !a.has("hide-header") {
+        println!("start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec");
+    }
+    println!(
+        "{start_ms}, {}, {mb:.4}, {:.4}, {count}, {:.4}, 0, {}, {:.4}, {:.4}",
+        clock::now_ms(),
+        mb / elapsed,
+        count as f64 / elapsed,
+        (elapsed * 1000.0) as u64,
+        mb / elapsed,
+        count as f64 / elapsed
+    );
+    Ok(())
+}
