@@ -69,18 +69,28 @@ fn venv(name: &str, packages: &[&str]) -> PathBuf {
 
 fn kcat() -> String {
     if !has("kcat") {
-        let install = Command::new("apt-get")
-            .args(["install", "-y", "-q", "kcat"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .output();
-        if !install.is_ok_and(|o| o.status.success()) {
-            run(Command::new("apt-get").args(["update", "-q"]), "apt-get update");
-            run(
-                Command::new("apt-get")
-                    .args(["install", "-y", "-q", "kcat"])
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-                "apt-get install kcat",
+        // As root, or through sudo where the test runs as another user.
+        let apt = |args: &[&str]| {
+            let direct = Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .output();
+            if direct.as_ref().is_ok_and(|o| o.status.success()) {
+                return true;
+            }
+            let sudo = Command::new("sudo")
+                .args(["-n", "apt-get"])
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .output();
+            sudo.is_ok_and(|o| o.status.success())
+        };
+        if !apt(&["install", "-y", "-q", "kcat"]) {
+            assert!(
+                apt(&["update", "-q"]),
+                "apt-get update failed; kcat cannot be installed"
             );
+            assert!(apt(&["install", "-y", "-q", "kcat"]), "apt-get install kcat failed");
         }
     }
     "kcat".to_string()
