@@ -772,3 +772,109 @@ async fn admin_apis_in_every_version() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_configs_change_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &[]).await;
+    let mut client = Client::connect(running.address).await;
+    topic_id(&mut client, "cfg").await;
+    let live = || running.broker.replicas.partition("cfg", 0).unwrap().log.config();
+    let incremental = |name: &str, op: i8, value: Option<&str>| IncrementalAlterConfigsRequest {
+        resources: vec![incremental_alter_configs_request::AlterConfigsResource {
+            resource_type: 2,
+            resource_name: "cfg".into(),
+            configs: vec![incremental_alter_configs_request::AlterableConfig {
+                name: name.into(),
+                config_operation: op,
+                value: value.map(str::to_string),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    for version in 0..=1 {
+        let response: IncrementalAlterConfigsResponse = client
+            .send(&incremental("retention.ms", 0, Some("12345")), version)
+            .await;
+        assert_eq!(
+            response.responses[0].error_code, 0,
+            "{:?}",
+            response.responses[0].error_message
+        );
+        assert_eq!(
+            live().retention_ms,
+            12345,
+            "IncrementalAlterConfigs v{version} reaches the live log"
+        );
+        let response: IncrementalAlterConfigsResponse =
+            client.send(&incremental("retention.ms", 1, None), version).await;
+        assert_eq!(response.responses[0].error_code, 0);
+        assert_eq!(
+            live().retention_ms,
+            604_800_000,
+            "deleting the override restores the broker default"
+        );
+        let cases: [(&str, i8, Option<&str>); 4] = [
+            ("retention.ms", 0, Some("soon")),
+            ("no.such.key", 0, Some("1")),
+            ("cleanup.policy", 0, Some("compact")),
+            ("retention.ms", 2, Some("1")),
+        ];
+        for (name, op, value) in cases {
+            let response: IncrementalAlterConfigsResponse = client.send(&incremental(name, op, value), version).await;
+            assert_eq!(
+                response.responses[0].error_code,
+                ErrorCode::InvalidConfig.code(),
+                "{name} op {op}"
+            );
+        }
+    }
+    for version in 0..=2 {
+        let request = AlterConfigsRequest {
+            resources: vec![
+                alter_configs_request::AlterConfigsResource {
+                    resource_type: 2,
+                    resource_name: "cfg".into(),
+                    configs: vec![alter_configs_request::AlterableConfig {
+                        name: "segment.bytes".into(),
+                        value: Some(format!("{}", 1_000_000 + version as i32)),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+                alter_configs_request::AlterConfigsResource {
+                    resource_type: 4,
+                    resource_name: "1".into(),
+                    configs: vec![],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let response: AlterConfigsResponse = client.send(&request, version).await;
+        assert_eq!(response.responses[0].error_code, 0);
+        assert_eq!(
+            response.responses[1].error_code,
+            ErrorCode::InvalidRequest.code(),
+            "broker configs are static"
+        );
+        assert_eq!(live().segment_bytes, 1_000_000 + version as u64);
+    }
+    // Overrides survive a restart: they are metadata records.
+    running.stop().await;
+    let running = start(dir.path(), &[]).await;
+    assert_eq!(
+        running
+            .broker
+            .replicas
+            .partition("cfg", 0)
+            .unwrap()
+            .log
+            .config()
+            .segment_bytes,
+        1_000_002
+    );
+    running.stop().await;
+}

@@ -92,7 +92,7 @@ pub struct LogReadInfo<F> {
 pub struct UnifiedLog<S: Storage> {
     storage: S,
     dir: PathBuf,
-    config: LogConfig,
+    config: StdMutex<Arc<LogConfig>>,
     failure: Arc<LogDirFailureChannel>,
     state: Mutex<LogState<S>>,
     /// Held by the one group-commit sync in flight.
@@ -216,7 +216,7 @@ impl<S: Storage> UnifiedLog<S> {
         let log = UnifiedLog {
             storage,
             dir: dir.to_path_buf(),
-            config,
+            config: StdMutex::new(Arc::new(config)),
             failure,
             state: Mutex::new(state),
             sync_lock: Mutex::new(()),
@@ -238,8 +238,16 @@ impl<S: Storage> UnifiedLog<S> {
         &self.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    /// The topic's log config now (AlterConfigs may change it).
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.config.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the config; it takes effect from the next operation, as in Kafka.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), String> {
+        config.validate()?;
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        Ok(())
     }
 
     /// Validates, stamps and appends the batches in `records` as the partition leader:
@@ -264,7 +272,7 @@ impl<S: Storage> UnifiedLog<S> {
             .next_back()
             .expect("a log has an active segment")
             .size;
-        let incoming_timestamp = match self.config.message_timestamp_type {
+        let incoming_timestamp = match self.config().message_timestamp_type {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => summaries.iter().map(|(_, s)| s.max_timestamp).max().unwrap_or(-1),
         };
@@ -275,7 +283,7 @@ impl<S: Storage> UnifiedLog<S> {
             self.roll(&mut state, now_ms).await.map_err(|e| self.fail("roll", e))?;
         }
         let first_offset = state.log_end_offset;
-        let log_append_time = match self.config.message_timestamp_type {
+        let log_append_time = match self.config().message_timestamp_type {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => -1,
         };
@@ -286,14 +294,14 @@ impl<S: Storage> UnifiedLog<S> {
             let batch = &mut records[position..position + summary.header.size()];
             record::set_base_offset(batch, next_offset);
             record::set_partition_leader_epoch(batch, leader_epoch);
-            let batch_max = match self.config.message_timestamp_type {
+            let batch_max = match self.config().message_timestamp_type {
                 TimestampType::LogAppendTime => (now_ms, next_offset),
                 TimestampType::CreateTime => (
                     summary.max_timestamp,
                     next_offset + summary.offset_delta_of_max_timestamp as i64,
                 ),
             };
-            record::set_max_timestamp(batch, self.config.message_timestamp_type, batch_max.0);
+            record::set_max_timestamp(batch, self.config().message_timestamp_type, batch_max.0);
             if batch_max.0 > max_timestamp.0 {
                 max_timestamp = batch_max;
             }
@@ -310,14 +318,14 @@ impl<S: Storage> UnifiedLog<S> {
             .expect("a log has an active segment");
         let segment_base_offset = segment.base_offset;
         let position = segment
-            .append(&self.storage, records, &batches, &self.config)
+            .append(&self.storage, records, &batches, &self.config())
             .await
             .map_err(|e| self.fail("append", e))?;
         state.log_end_offset = next_offset;
         state.messages_since_flush += records_count;
-        let flush_now = !self.config.durable()
-            && (state.messages_since_flush >= self.config.flush_messages
-                || now_ms - state.last_flush_ms >= self.config.flush_ms);
+        let flush_now = !self.config().durable()
+            && (state.messages_since_flush >= self.config().flush_messages
+                || now_ms - state.last_flush_ms >= self.config().flush_ms);
         if flush_now {
             self.flush_locked(&mut state, now_ms)
                 .await
@@ -325,7 +333,7 @@ impl<S: Storage> UnifiedLog<S> {
         }
         self.check_invariants(&state);
         drop(state);
-        if self.config.durable() {
+        if self.config().durable() {
             self.sync_to(next_offset).await?;
         }
         Ok(LogAppendInfo {
@@ -386,7 +394,7 @@ impl<S: Storage> UnifiedLog<S> {
             self.touch(&mut state, base);
             let segment = state.segments.get_mut(&base).expect("listed above");
             let found = segment
-                .find_batch(&self.storage, &self.config, fetch_offset)
+                .find_batch(&self.storage, &self.config(), fetch_offset)
                 .await
                 .map_err(|e| self.fail("read", e))?;
             let (position, header) = match found {
@@ -458,7 +466,7 @@ impl<S: Storage> UnifiedLog<S> {
             self.touch(&mut state, base);
             let segment = state.segments.get_mut(&base).expect("listed above");
             let indexes = segment
-                .indexes(&self.storage, &self.config)
+                .indexes(&self.storage, &self.config())
                 .await
                 .map_err(|e| self.fail("read", e))?;
             if indexes.max_timestamp < timestamp || indexes.next_offset <= log_start_offset {
@@ -466,7 +474,7 @@ impl<S: Storage> UnifiedLog<S> {
             }
             let from = (base + indexes.times.lookup(timestamp) as i64).max(log_start_offset);
             let mut position = match segment
-                .find_batch(&self.storage, &self.config, from)
+                .find_batch(&self.storage, &self.config(), from)
                 .await
                 .map_err(|e| self.fail("read", e))?
             {
@@ -487,7 +495,7 @@ impl<S: Storage> UnifiedLog<S> {
                         .await
                         .map_err(|e| self.fail("read", e))?;
                     if let Some(found) =
-                        first_record_at_or_after(&batch, timestamp, log_start_offset, &self.config, &mut scratch)?
+                        first_record_at_or_after(&batch, timestamp, log_start_offset, &self.config(), &mut scratch)?
                     {
                         return Ok(Some(found));
                     }
@@ -506,7 +514,7 @@ impl<S: Storage> UnifiedLog<S> {
         let mut max = None;
         for segment in state.segments.values_mut() {
             let indexes = segment
-                .indexes(&self.storage, &self.config)
+                .indexes(&self.storage, &self.config())
                 .await
                 .map_err(|e| self.fail("read", e))?;
             if indexes.next_offset > log_start_offset && indexes.max_timestamp >= 0 {
@@ -566,12 +574,12 @@ impl<S: Storage> UnifiedLog<S> {
             let segment = state.segments.get_mut(&base).expect("listed");
             let size = segment.size as i64;
             let max_timestamp = segment
-                .indexes(&self.storage, &self.config)
+                .indexes(&self.storage, &self.config())
                 .await
                 .map_err(|e| self.fail("retention", e))?
                 .max_timestamp;
-            let by_time = self.config.retention_ms >= 0 && now_ms - max_timestamp > self.config.retention_ms;
-            let by_size = self.config.retention_bytes >= 0 && total - size >= self.config.retention_bytes;
+            let by_time = self.config().retention_ms >= 0 && now_ms - max_timestamp > self.config().retention_ms;
+            let by_size = self.config().retention_bytes >= 0 && total - size >= self.config().retention_bytes;
             if !by_time && !by_size {
                 break;
             }
@@ -626,7 +634,7 @@ impl<S: Storage> UnifiedLog<S> {
         let log_start_offset = state.log_start_offset;
         let segment = state.segments.values_mut().next_back().expect("a log has segments");
         let end = segment
-            .truncate_to(&self.storage, &self.config, offset)
+            .truncate_to(&self.storage, &self.config(), offset)
             .await
             .map_err(|e| self.fail("truncate", e))?;
         if end < log_start_offset {
@@ -696,7 +704,7 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn maybe_flush(&self, now_ms: i64) -> KafkaResult<()> {
         self.check_online()?;
         let mut state = self.state.lock().await;
-        if now_ms - state.last_flush_ms >= self.config.flush_ms && state.recovery_point < state.log_end_offset {
+        if now_ms - state.last_flush_ms >= self.config().flush_ms && state.recovery_point < state.log_end_offset {
             self.flush_locked(&mut state, now_ms)
                 .await
                 .map_err(|e| self.fail("flush", e))?;
@@ -819,24 +827,24 @@ impl<S: Storage> UnifiedLog<S> {
         now_ms: i64,
     ) -> KafkaResult<Vec<(usize, record::BatchSummary)>> {
         let limits = ValidationLimits {
-            decompressed_bytes_max: self.config.decompressed_bytes_max,
+            decompressed_bytes_max: self.config().decompressed_bytes_max,
         };
         let mut frames = BatchFrames::new(records);
         let mut summaries = Vec::new();
         let mut scratch = Vec::new();
         for (position, header, batch) in frames.by_ref() {
-            if header.size() as u64 > self.config.max_message_bytes {
+            if header.size() as u64 > self.config().max_message_bytes {
                 return Err(KafkaError::new(
                     ErrorCode::MessageTooLarge,
                     format!(
                         "batch of {} bytes is larger than max.message.bytes {}",
                         header.size(),
-                        self.config.max_message_bytes
+                        self.config().max_message_bytes
                     ),
                 ));
             }
             let summary = record::validate_batch(batch, origin, &limits, &mut scratch)?;
-            if self.config.message_timestamp_type == TimestampType::CreateTime {
+            if self.config().message_timestamp_type == TimestampType::CreateTime {
                 self.check_timestamp(summary.max_timestamp, now_ms)?;
             }
             summaries.push((position, summary));
@@ -860,7 +868,7 @@ impl<S: Storage> UnifiedLog<S> {
                 "a produce request holds exactly one record batch per partition",
             ));
         }
-        if records.len() as u64 > self.config.segment_bytes {
+        if records.len() as u64 > self.config().segment_bytes {
             return Err(KafkaError::new(
                 ErrorCode::RecordListTooLarge,
                 "the batches are larger than segment.bytes",
@@ -870,8 +878,8 @@ impl<S: Storage> UnifiedLog<S> {
     }
 
     fn check_timestamp(&self, timestamp: i64, now_ms: i64) -> KafkaResult<()> {
-        let too_old = now_ms.saturating_sub(timestamp) > self.config.message_timestamp_before_max_ms;
-        let too_new = timestamp.saturating_sub(now_ms) > self.config.message_timestamp_after_max_ms;
+        let too_old = now_ms.saturating_sub(timestamp) > self.config().message_timestamp_before_max_ms;
+        let too_new = timestamp.saturating_sub(now_ms) > self.config().message_timestamp_after_max_ms;
         if too_old || too_new {
             return Err(KafkaError::new(
                 ErrorCode::InvalidTimestamp,
@@ -893,22 +901,22 @@ impl<S: Storage> UnifiedLog<S> {
         }
         let segment = state.segments.values_mut().next_back().expect("a log has segments");
         let indexes = segment
-            .indexes(&self.storage, &self.config)
+            .indexes(&self.storage, &self.config())
             .await
             .map_err(|e| self.fail("roll", e))?;
         // As Kafka: the time a segment has waited is the incoming batches' timestamp less
         // the first batch's, so that old timestamps alone do not roll every append.
         let aged = indexes
             .first_batch_timestamp
-            .is_some_and(|t| t >= 0 && incoming_timestamp - t >= self.config.segment_ms);
-        Ok(active_size + incoming > self.config.segment_bytes || indexes.is_full(&self.config) || aged)
+            .is_some_and(|t| t >= 0 && incoming_timestamp - t >= self.config().segment_ms);
+        Ok(active_size + incoming > self.config().segment_bytes || indexes.is_full(&self.config()) || aged)
     }
 
     async fn roll(&self, state: &mut LogState<S>, now_ms: i64) -> io::Result<()> {
         let log_end_offset = state.log_end_offset;
         let active = state.segments.values_mut().next_back().expect("a log has segments");
         assert!(active.base_offset < log_end_offset, "only a non-empty segment rolls");
-        active.indexes(&self.storage, &self.config).await?;
+        active.indexes(&self.storage, &self.config()).await?;
         active.seal();
         self.flush_locked(state, now_ms).await?;
         let segment = LogSegment::create(&self.storage, &self.dir, log_end_offset).await?;
@@ -1010,7 +1018,7 @@ impl<S: Storage> UnifiedLog<S> {
                 .filter(|(&b, s)| b != active && s.is_file_open())
                 .map(|(&b, s)| (s.last_used, b))
                 .collect();
-            if open.len() <= self.config.segment_files_open_max {
+            if open.len() <= self.config().segment_files_open_max {
                 return;
             }
             let (_, oldest) = *open.iter().min().expect("more than the limit");

@@ -217,6 +217,51 @@ impl QuorumController {
         (records, results)
     }
 
+    /// Records that set (`Some`) or delete (`None`) topic configs, after `config_is_valid`
+    /// accepts the topic's whole resulting set; an error per topic otherwise.
+    pub fn alter_topic_configs(
+        &self,
+        image: &MetadataImage,
+        changes: &[(String, Vec<(String, Option<String>)>)],
+        validate_only: bool,
+        config_is_valid: impl Fn(&std::collections::BTreeMap<String, String>) -> Result<(), String>,
+    ) -> (Vec<MetadataRecord>, Vec<(String, ErrorCode, Option<String>)>) {
+        let mut records = Vec::new();
+        let mut results = Vec::new();
+        for (name, sets) in changes {
+            let Some(topic) = image.topics.get(name) else {
+                results.push((
+                    name.clone(),
+                    ErrorCode::UnknownTopicOrPartition,
+                    Some(format!("Topic {name} does not exist")),
+                ));
+                continue;
+            };
+            let mut configs = topic.configs.clone();
+            for (key, value) in sets {
+                match value {
+                    Some(v) => configs.insert(key.clone(), v.clone()),
+                    None => configs.remove(key),
+                };
+            }
+            if let Err(why) = config_is_valid(&configs) {
+                results.push((name.clone(), ErrorCode::InvalidConfig, Some(why)));
+                continue;
+            }
+            results.push((name.clone(), ErrorCode::None, None));
+            if !validate_only {
+                for (key, value) in sets {
+                    records.push(MetadataRecord::TopicConfig {
+                        name: name.clone(),
+                        key: key.clone(),
+                        value: value.clone(),
+                    });
+                }
+            }
+        }
+        (records, results)
+    }
+
     /// The record that registers this broker, unless the image already has it as it is.
     pub fn register_broker(&self, image: &MetadataImage, host: &str, port: i32, epoch: i64) -> Option<MetadataRecord> {
         let current = image.brokers.get(&self.node_id);

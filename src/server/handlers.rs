@@ -61,6 +61,8 @@ const APIS: &[Api] = &[
     api::<DescribeConfigsRequest>(1, 4),
     api::<CreatePartitionsRequest>(0, 3),
     api::<DescribeClusterRequest>(0, 1),
+    api::<AlterConfigsRequest>(0, 2),
+    api::<IncrementalAlterConfigsRequest>(0, 1),
 ];
 
 /// Without an authorizer every client may do everything a resource supports; these are
@@ -193,6 +195,18 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
         k if k == DescribeClusterRequest::API_KEY => {
             run(r, version, correlation_id, header_version, |req| {
                 describe_cluster(broker, req, version)
+            })
+            .await
+        }
+        k if k == AlterConfigsRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                alter_configs(broker, req)
+            })
+            .await
+        }
+        k if k == IncrementalAlterConfigsRequest::API_KEY => {
+            run(r, version, correlation_id, header_version, |req| {
+                incremental_alter_configs(broker, req)
             })
             .await
         }
@@ -1077,6 +1091,160 @@ async fn describe_cluster<S: Storage>(
         } else {
             i32::MIN
         },
+        ..Default::default()
+    })
+}
+
+/// A resource's outcome: (type, name, error, message).
+type AlterResult = (i8, String, ErrorCode, Option<String>);
+
+/// Applies per-topic config changes; broker resources are static (server.properties).
+/// Results come in the order of the resources asked for.
+async fn alter<S: Storage>(
+    broker: &Broker<S>,
+    resources: Vec<(i8, String, Result<Vec<(String, Option<String>)>, String>)>,
+    validate_only: bool,
+) -> Vec<AlterResult> {
+    let mut out: Vec<AlterResult> = Vec::new();
+    let mut changes = Vec::new();
+    let mut slots = Vec::new();
+    for (kind, name, change) in resources {
+        match (kind, change) {
+            (RESOURCE_TOPIC, Ok(sets)) => {
+                slots.push(out.len());
+                out.push((kind, name.clone(), ErrorCode::None, None));
+                changes.push((name, sets));
+            }
+            (RESOURCE_TOPIC, Err(why)) => out.push((kind, name, ErrorCode::InvalidConfig, Some(why))),
+            (RESOURCE_BROKER, _) => out.push((
+                kind,
+                name,
+                ErrorCode::InvalidRequest,
+                Some("broker configs are static: set them in server.properties".into()),
+            )),
+            (other, _) => out.push((
+                other,
+                name,
+                ErrorCode::InvalidRequest,
+                Some(format!("Unsupported resource type {other}")),
+            )),
+        }
+    }
+    let results = match broker.alter_topic_configs(&changes, validate_only).await {
+        Ok(results) => results
+            .into_iter()
+            .map(|(_, error, message)| (error, message))
+            .collect(),
+        Err(e) => changes
+            .iter()
+            .map(|_| (e.code, Some(e.message.clone())))
+            .collect::<Vec<_>>(),
+    };
+    for (slot, (error, message)) in slots.into_iter().zip(results) {
+        out[slot].2 = error;
+        out[slot].3 = message;
+    }
+    out
+}
+
+fn known_topic_key(key: &str) -> Result<(), String> {
+    if TOPIC_CONFIGS.iter().any(|c| c.0 == key) {
+        Ok(())
+    } else {
+        Err(format!("Unknown topic config name: {key}"))
+    }
+}
+
+/// AlterConfigs replaces a topic's whole set of overrides with the ones given.
+async fn alter_configs<S: Storage>(broker: &Broker<S>, request: AlterConfigsRequest) -> Option<AlterConfigsResponse> {
+    let image = broker.image();
+    let resources = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let change = r.configs.iter().try_for_each(|c| known_topic_key(&c.name)).map(|()| {
+                let mut sets: Vec<(String, Option<String>)> =
+                    r.configs.iter().map(|c| (c.name.clone(), c.value.clone())).collect();
+                if let Some(topic) = image.topics.get(&r.resource_name) {
+                    for key in topic
+                        .configs
+                        .keys()
+                        .filter(|k| !r.configs.iter().any(|c| &c.name == *k))
+                    {
+                        sets.push((key.clone(), None));
+                    }
+                }
+                sets
+            });
+            (r.resource_type, r.resource_name, change)
+        })
+        .collect();
+    let responses = alter(broker, resources, request.validate_only)
+        .await
+        .into_iter()
+        .map(
+            |(kind, name, error, message)| alter_configs_response::AlterConfigsResourceResponse {
+                error_code: error.code(),
+                error_message: message,
+                resource_type: kind,
+                resource_name: name,
+                ..Default::default()
+            },
+        )
+        .collect();
+    Some(AlterConfigsResponse {
+        responses,
+        ..Default::default()
+    })
+}
+
+/// IncrementalAlterConfigs: SET (0) and DELETE (1) per key; APPEND and SUBTRACT apply to
+/// list configs, of which no topic config here is one.
+async fn incremental_alter_configs<S: Storage>(
+    broker: &Broker<S>,
+    request: IncrementalAlterConfigsRequest,
+) -> Option<IncrementalAlterConfigsResponse> {
+    let resources = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let change = r
+                .configs
+                .iter()
+                .map(|c| {
+                    known_topic_key(&c.name)?;
+                    match c.config_operation {
+                        0 => Ok((
+                            c.name.clone(),
+                            Some(c.value.clone().ok_or_else(|| format!("SET {} needs a value", c.name))?),
+                        )),
+                        1 => Ok((c.name.clone(), None)),
+                        2 | 3 => Err(format!(
+                            "{} is not a list config; APPEND and SUBTRACT do not apply",
+                            c.name
+                        )),
+                        op => Err(format!("unknown config operation {op}")),
+                    }
+                })
+                .collect::<Result<Vec<_>, String>>();
+            (r.resource_type, r.resource_name, change)
+        })
+        .collect();
+    let responses = alter(broker, resources, request.validate_only)
+        .await
+        .into_iter()
+        .map(
+            |(kind, name, error, message)| incremental_alter_configs_response::AlterConfigsResourceResponse {
+                error_code: error.code(),
+                error_message: message,
+                resource_type: kind,
+                resource_name: name,
+                ..Default::default()
+            },
+        )
+        .collect();
+    Some(IncrementalAlterConfigsResponse {
+        responses,
         ..Default::default()
     })
 }

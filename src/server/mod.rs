@@ -184,6 +184,26 @@ impl<S: Storage> Broker<S> {
         Ok(results)
     }
 
+    /// Sets or deletes topic configs through the controller; live logs take the new config.
+    pub async fn alter_topic_configs(
+        &self,
+        changes: &[(String, Vec<(String, Option<String>)>)],
+        validate_only: bool,
+    ) -> KafkaResult<Vec<(String, ErrorCode, Option<String>)>> {
+        let now = clock::now_ms();
+        let _guard = self.controller_lock.lock().await;
+        let defaults = self.config.log.clone();
+        let (records, results) =
+            self.controller
+                .alter_topic_configs(&self.image(), changes, validate_only, |configs| {
+                    replica_manager::topic_log_config(&defaults, configs).map(|_| ())
+                });
+        if !records.is_empty() {
+            self.commit(records, now).await?;
+        }
+        Ok(results)
+    }
+
     /// Retention, flushes by time: runs every `log.retention.check.interval.ms`.
     pub async fn run_housekeeping(self: Arc<Self>) {
         let interval = std::time::Duration::from_millis(self.config.log_retention_check_interval_ms.max(1));

@@ -109,7 +109,16 @@ impl<S: Storage> ReplicaManager<S> {
             }
         }
         for ((topic, index), (topic_id, leader_epoch, configs)) in wanted {
-            if self.partition(&topic, index).is_some() {
+            if let Some(partition) = self.partition(&topic, index) {
+                // A config change reaches the live log.
+                let config = topic_log_config(&self.defaults, &configs)
+                    .map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
+                if *partition.log.config() != config {
+                    partition
+                        .log
+                        .set_config(config)
+                        .map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
+                }
                 continue;
             }
             let config =
