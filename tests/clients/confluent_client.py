@@ -55,6 +55,16 @@ def admin(bootstrap, topic, count):
     for f in a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)]).values():
         f.result()
     assert topic in a.list_topics(timeout=10).topics
+    # DescribeConfigs and IncrementalAlterConfigs through librdkafka's admin API.
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic,
+                              incremental_configs=[ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
+    for f in a.incremental_alter_configs([resource]).values():
+        f.result()
+    for f in a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values():
+        configs = f.result()
+        assert configs["retention.ms"].value == "3600000", configs["retention.ms"]
+        assert configs["cleanup.policy"].value == "delete"
     for f in a.delete_topics([topic]).values():
         f.result()
     assert topic not in a.list_topics(timeout=10).topics

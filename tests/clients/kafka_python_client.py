@@ -58,8 +58,12 @@ def consume(bootstrap, topic, count):
 
 def admin(bootstrap, topic, count):
     client = KafkaAdminClient(bootstrap_servers=bootstrap)
-    client.create_topics([NewTopic(topic, 3, 1)])
+    client.create_topics([NewTopic(topic, 3, 1, topic_configs={"retention.ms": "7200000"})])
     assert topic in client.list_topics()
+    from kafka.admin import ConfigResource, ConfigResourceType
+    described = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    text = repr(described)
+    assert "retention.ms" in text and "7200000" in text, text
     client.delete_topics([topic])
     deadline = time.time() + 10
     while topic in client.list_topics() and time.time() < deadline:
