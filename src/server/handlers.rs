@@ -119,99 +119,40 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
     } else {
         0
     };
-    match api_key {
-        k if k == ApiVersionsRequest::API_KEY => {
-            run(
-                r,
-                version,
-                correlation_id,
-                header_version,
-                |_: ApiVersionsRequest| async {
-                    Some(ApiVersionsResponse {
-                        api_keys: api_versions(),
-                        ..Default::default()
-                    })
-                },
-            )
-            .await
-        }
-        k if k == MetadataRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                metadata(broker, req, version)
-            })
-            .await
-        }
-        k if k == ProduceRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| produce(broker, req)).await
-        }
-        k if k == FetchRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                fetch(broker, req, version)
-            })
-            .await
-        }
-        k if k == ListOffsetsRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                list_offsets(broker, req, version)
-            })
-            .await
-        }
-        k if k == CreateTopicsRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                create_topics(broker, req)
-            })
-            .await
-        }
-        k if k == DeleteTopicsRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                delete_topics(broker, req)
-            })
-            .await
-        }
-        k if k == DeleteRecordsRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                delete_records(broker, req)
-            })
-            .await
-        }
-        k if k == OffsetForLeaderEpochRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                offset_for_leader_epoch(broker, req)
-            })
-            .await
-        }
-        k if k == DescribeConfigsRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                describe_configs(broker, req, version)
-            })
-            .await
-        }
-        k if k == CreatePartitionsRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                create_partitions(broker, req)
-            })
-            .await
-        }
-        k if k == DescribeClusterRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                describe_cluster(broker, req, version)
-            })
-            .await
-        }
-        k if k == AlterConfigsRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                alter_configs(broker, req)
-            })
-            .await
-        }
-        k if k == IncrementalAlterConfigsRequest::API_KEY => {
-            run(r, version, correlation_id, header_version, |req| {
-                incremental_alter_configs(broker, req)
-            })
-            .await
-        }
-        _ => Reply::Close,
+    // Every handler takes (broker, request, version) and returns its response.
+    macro_rules! dispatch {
+        ($($request:ident => $handler:ident),* $(,)?) => {
+            match api_key {
+                $(k if k == $request::API_KEY => {
+                    run(r, version, correlation_id, header_version, |req| $handler(broker, req, version)).await
+                })*
+                _ => Reply::Close,
+            }
+        };
     }
+    dispatch! {
+        ApiVersionsRequest => api_versions_handler,
+        MetadataRequest => metadata,
+        ProduceRequest => produce,
+        FetchRequest => fetch,
+        ListOffsetsRequest => list_offsets,
+        CreateTopicsRequest => create_topics,
+        DeleteTopicsRequest => delete_topics,
+        DeleteRecordsRequest => delete_records,
+        OffsetForLeaderEpochRequest => offset_for_leader_epoch,
+        DescribeConfigsRequest => describe_configs,
+        CreatePartitionsRequest => create_partitions,
+        DescribeClusterRequest => describe_cluster,
+        AlterConfigsRequest => alter_configs,
+        IncrementalAlterConfigsRequest => incremental_alter_configs,
+    }
+}
+
+async fn api_versions_handler<S: Storage>(_: &Broker<S>, _: ApiVersionsRequest, _: i16) -> Option<ApiVersionsResponse> {
+    Some(ApiVersionsResponse {
+        api_keys: api_versions(),
+        ..Default::default()
+    })
 }
 
 async fn run<Req: Message, Resp: Message, Fut: Future<Output = Option<Resp>>>(
@@ -359,7 +300,7 @@ async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, vers
     })
 }
 
-async fn produce<S: Storage>(broker: &Broker<S>, request: ProduceRequest) -> Option<ProduceResponse> {
+async fn produce<S: Storage>(broker: &Broker<S>, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
     let now = clock::now_ms();
     let mut responses = Vec::new();
@@ -580,7 +521,11 @@ async fn list_offsets<S: Storage>(
     })
 }
 
-async fn create_topics<S: Storage>(broker: &Broker<S>, request: CreateTopicsRequest) -> Option<CreateTopicsResponse> {
+async fn create_topics<S: Storage>(
+    broker: &Broker<S>,
+    request: CreateTopicsRequest,
+    _version: i16,
+) -> Option<CreateTopicsResponse> {
     let node = broker.config.node_id;
     let mut specs = Vec::new();
     let mut refused = Vec::new();
@@ -673,7 +618,11 @@ async fn create_topics<S: Storage>(broker: &Broker<S>, request: CreateTopicsRequ
     })
 }
 
-async fn delete_topics<S: Storage>(broker: &Broker<S>, request: DeleteTopicsRequest) -> Option<DeleteTopicsResponse> {
+async fn delete_topics<S: Storage>(
+    broker: &Broker<S>,
+    request: DeleteTopicsRequest,
+    _version: i16,
+) -> Option<DeleteTopicsResponse> {
     let image = broker.image();
     let mut names: Vec<String> = request.topic_names.clone();
     let mut unknown_ids = Vec::new();
@@ -714,6 +663,7 @@ async fn delete_topics<S: Storage>(broker: &Broker<S>, request: DeleteTopicsRequ
 async fn delete_records<S: Storage>(
     broker: &Broker<S>,
     request: DeleteRecordsRequest,
+    _version: i16,
 ) -> Option<DeleteRecordsResponse> {
     let mut topics = Vec::new();
     for topic in request.topics {
@@ -758,6 +708,7 @@ async fn delete_records<S: Storage>(
 async fn offset_for_leader_epoch<S: Storage>(
     broker: &Broker<S>,
     request: OffsetForLeaderEpochRequest,
+    _version: i16,
 ) -> Option<OffsetForLeaderEpochResponse> {
     let mut topics = Vec::new();
     for topic in request.topics {
@@ -1017,6 +968,7 @@ async fn describe_configs<S: Storage>(
 async fn create_partitions<S: Storage>(
     broker: &Broker<S>,
     request: CreatePartitionsRequest,
+    _version: i16,
 ) -> Option<CreatePartitionsResponse> {
     let node = broker.config.node_id;
     let mut asks = Vec::new();
@@ -1156,7 +1108,11 @@ fn known_topic_key(key: &str) -> Result<(), String> {
 }
 
 /// AlterConfigs replaces a topic's whole set of overrides with the ones given.
-async fn alter_configs<S: Storage>(broker: &Broker<S>, request: AlterConfigsRequest) -> Option<AlterConfigsResponse> {
+async fn alter_configs<S: Storage>(
+    broker: &Broker<S>,
+    request: AlterConfigsRequest,
+    _version: i16,
+) -> Option<AlterConfigsResponse> {
     let image = broker.image();
     let resources = request
         .resources
@@ -1203,6 +1159,7 @@ async fn alter_configs<S: Storage>(broker: &Broker<S>, request: AlterConfigsRequ
 async fn incremental_alter_configs<S: Storage>(
     broker: &Broker<S>,
     request: IncrementalAlterConfigsRequest,
+    _version: i16,
 ) -> Option<IncrementalAlterConfigsResponse> {
     let resources = request
         .resources
