@@ -261,6 +261,8 @@ impl<S: Storage> UnifiedLog<S> {
         now_ms: i64,
     ) -> KafkaResult<LogAppendInfo> {
         self.check_online()?;
+        // One config for the whole append, even if AlterConfigs changes it meanwhile.
+        let config = self.config();
         let mut records = records;
         let summaries = self.validate(&records, origin, now_ms)?;
         let mut state = self.state.lock().await;
@@ -272,7 +274,7 @@ impl<S: Storage> UnifiedLog<S> {
             .next_back()
             .expect("a log has an active segment")
             .size;
-        let incoming_timestamp = match self.config().message_timestamp_type {
+        let incoming_timestamp = match config.message_timestamp_type {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => summaries.iter().map(|(_, s)| s.max_timestamp).max().unwrap_or(-1),
         };
@@ -283,7 +285,7 @@ impl<S: Storage> UnifiedLog<S> {
             self.roll(&mut state, now_ms).await.map_err(|e| self.fail("roll", e))?;
         }
         let first_offset = state.log_end_offset;
-        let log_append_time = match self.config().message_timestamp_type {
+        let log_append_time = match config.message_timestamp_type {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => -1,
         };
@@ -294,14 +296,14 @@ impl<S: Storage> UnifiedLog<S> {
             let batch = &mut records[position..position + summary.header.size()];
             record::set_base_offset(batch, next_offset);
             record::set_partition_leader_epoch(batch, leader_epoch);
-            let batch_max = match self.config().message_timestamp_type {
+            let batch_max = match config.message_timestamp_type {
                 TimestampType::LogAppendTime => (now_ms, next_offset),
                 TimestampType::CreateTime => (
                     summary.max_timestamp,
                     next_offset + summary.offset_delta_of_max_timestamp as i64,
                 ),
             };
-            record::set_max_timestamp(batch, self.config().message_timestamp_type, batch_max.0);
+            record::set_max_timestamp(batch, config.message_timestamp_type, batch_max.0);
             if batch_max.0 > max_timestamp.0 {
                 max_timestamp = batch_max;
             }
@@ -318,14 +320,13 @@ impl<S: Storage> UnifiedLog<S> {
             .expect("a log has an active segment");
         let segment_base_offset = segment.base_offset;
         let position = segment
-            .append(&self.storage, records, &batches, &self.config())
+            .append(&self.storage, records, &batches, &*config)
             .await
             .map_err(|e| self.fail("append", e))?;
         state.log_end_offset = next_offset;
         state.messages_since_flush += records_count;
-        let flush_now = !self.config().durable()
-            && (state.messages_since_flush >= self.config().flush_messages
-                || now_ms - state.last_flush_ms >= self.config().flush_ms);
+        let flush_now = !config.durable()
+            && (state.messages_since_flush >= config.flush_messages || now_ms - state.last_flush_ms >= config.flush_ms);
         if flush_now {
             self.flush_locked(&mut state, now_ms)
                 .await
@@ -333,7 +334,7 @@ impl<S: Storage> UnifiedLog<S> {
         }
         self.check_invariants(&state);
         drop(state);
-        if self.config().durable() {
+        if config.durable() {
             self.sync_to(next_offset).await?;
         }
         Ok(LogAppendInfo {
