@@ -275,6 +275,21 @@ async fn every_advertised_version_answers() {
         assert_eq!(response.topics[0].partitions.len(), 1);
         assert_eq!(response.brokers[0].port as u16, running.address.port());
     }
+    for (name, allow, code) in [
+        ("bad name!", true, ErrorCode::InvalidTopicException),
+        ("absent", false, ErrorCode::UnknownTopicOrPartition),
+    ] {
+        let request = MetadataRequest {
+            topics: Some(vec![metadata_request::MetadataRequestTopic {
+                name: Some(name.into()),
+                ..Default::default()
+            }]),
+            allow_auto_topic_creation: allow,
+            ..Default::default()
+        };
+        let response: MetadataResponse = client.send(&request, 12).await;
+        assert_eq!(response.topics[0].error_code, code.code(), "{name}");
+    }
     let id = topic_id(&mut client, "versions").await;
     let mut produced = 0;
     for version in 3..=11 {

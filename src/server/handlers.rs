@@ -242,10 +242,12 @@ async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, vers
             };
             match found {
                 None => metadata_response::MetadataResponseTopic {
-                    error_code: if name.is_some() {
-                        ErrorCode::UnknownTopicOrPartition.code()
-                    } else {
-                        ErrorCode::UnknownTopicId.code()
+                    error_code: match &name {
+                        Some(n) if crate::metadata::validate_topic_name(n).is_err() => {
+                            ErrorCode::InvalidTopicException.code()
+                        }
+                        Some(_) => ErrorCode::UnknownTopicOrPartition.code(),
+                        None => ErrorCode::UnknownTopicId.code(),
                     },
                     name,
                     topic_id: id,
