@@ -893,3 +893,27 @@ async fn topic_configs_change_live() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &["connections.max.idle.ms=300"]).await;
+    let mut silent = Client::connect(running.address).await;
+    assert!(
+        silent.closed().await,
+        "a silent connection closes after connections.max.idle.ms"
+    );
+    let mut stalled = Client::connect(running.address).await;
+    stalled.stream.write_all(&[0, 0, 0, 50, 0, 18]).await.unwrap();
+    assert!(
+        stalled.closed().await,
+        "a frame that stops halfway closes after connections.max.idle.ms"
+    );
+    let mut active = Client::connect(running.address).await;
+    for _ in 0..3 {
+        let response: ApiVersionsResponse = active.send(&ApiVersionsRequest::default(), 3).await;
+        assert_eq!(response.error_code, 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.stop().await;
+}

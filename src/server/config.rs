@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub socket_request_max_bytes: usize,
     /// `max.connections`.
     pub connections_max: usize,
+    /// `connections.max.idle.ms`: a connection that sends nothing for this long is closed.
+    pub connection_idle_ms_max: u64,
     /// `log.retention.check.interval.ms`.
     pub log_retention_check_interval_ms: u64,
     /// `replica.fetch.wait.max.ms` bounds nothing here; `fetch.max.bytes` bounds a fetch response.
@@ -59,6 +61,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
     ("max.connections", "1000"),
+    ("connections.max.idle.ms", "600000"),
     ("fetch.max.bytes", "57671680"),
     ("controller.quorum.voters", ""),
     ("controller.listener.names", ""),
@@ -237,6 +240,7 @@ impl ServerConfig {
             log,
             socket_request_max_bytes,
             connections_max: number(get, "max.connections")?,
+            connection_idle_ms_max: number(get, "connections.max.idle.ms")?,
             log_retention_check_interval_ms: number(get, "log.retention.check.interval.ms")?,
             fetch_max_bytes: number(get, "fetch.max.bytes")?,
             values: BTreeMap::new(),

@@ -36,17 +36,24 @@ pub async fn serve<S: Storage>(broker: Arc<Broker<S>>, listener: TcpListener) ->
 
 async fn connection<S: Storage>(broker: Arc<Broker<S>>, mut stream: TcpStream) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
+    let idle = std::time::Duration::from_millis(broker.config.connection_idle_ms_max);
     loop {
         let mut size = [0u8; 4];
-        if stream.read_exact(&mut size).await.is_err() {
-            return Ok(());
+        // `connections.max.idle.ms`: a client that stays silent, or stops inside a frame,
+        // does not hold a connection forever.
+        match tokio::time::timeout(idle, stream.read_exact(&mut size)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => return Ok(()),
         }
         let size = i32::from_be_bytes(size);
         // A frame holds at least the api key, version and correlation id.
         if size < 8 || size as usize > broker.config.socket_request_max_bytes {
             return Ok(());
         }
-        let frame = read_frame(&mut stream, size as usize).await?.freeze();
+        let Ok(frame) = tokio::time::timeout(idle, read_frame(&mut stream, size as usize)).await else {
+            return Ok(());
+        };
+        let frame = frame?.freeze();
         let why = handlers::refusal(&frame);
         let frame_copy = frame.clone();
         let (api_key, version) = (
