@@ -165,6 +165,9 @@ async fn run<Req: Message, Resp: Message, Fut: Future<Output = Option<Resp>>>(
     let Ok(request) = Req::decode(&mut r, version) else {
         return Reply::Close;
     };
+    // The request's byte fields now hold the frame's only references, so a produce can
+    // take its records' buffer without a copy.
+    drop(r);
     match handler(request).await {
         Some(response) => respond(correlation_id, header_version, &response, version),
         None => Reply::Silent,
@@ -330,7 +333,14 @@ async fn produce<S: Storage>(broker: &Broker<S>, request: ProduceRequest, _versi
                 let records = p.records.unwrap_or_default();
                 broker
                     .replicas
-                    .append(&topic.name, p.index, BytesMut::from(&records[..]), now)
+                    .append(
+                        &topic.name,
+                        p.index,
+                        records
+                            .try_into_mut()
+                            .unwrap_or_else(|shared| BytesMut::from(&shared[..])),
+                        now,
+                    )
                     .await
             };
             match result {

@@ -55,7 +55,6 @@ async fn connection<S: Storage>(broker: Arc<Broker<S>>, mut stream: TcpStream) -
         };
         let frame = frame?.freeze();
         let why = handlers::refusal(&frame);
-        let frame_copy = frame.clone();
         let (api_key, version) = (
             i16::from_be_bytes([frame[0], frame[1]]),
             i16::from_be_bytes([frame[2], frame[3]]),
@@ -70,9 +69,6 @@ async fn connection<S: Storage>(broker: Arc<Broker<S>>, mut stream: TcpStream) -
                 let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
                 let why = why.unwrap_or("a request that does not decode");
                 eprintln!("klamm: closing the connection from {peer}: api key {api_key} v{version}: {why}");
-                if std::env::var("KLAMM_DEBUG_FRAMES").is_ok() {
-                    eprintln!("{frame_copy:?}");
-                }
                 return Ok(());
             }
         }
