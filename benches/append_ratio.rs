@@ -219,7 +219,6 @@ fn durable_round(
         let tasks: Vec<_> = (0..appenders)
             .map(|_| {
                 let (log, payload) = (durable.clone(), payload.clone());
-                let per_appender = per_appender;
                 tokio::spawn(async move {
                     for _ in 0..per_appender {
                         log.append_as_leader(payload.clone(), 0, AppendOrigin::Client, 0)

@@ -158,7 +158,7 @@ async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             Op::DeleteRecords { pick } => {
                 let offset = m.pick(pick, m.high_watermark.max(m.log_start_offset));
-                let start = log.delete_records_before(offset, m.now_ms).await.unwrap();
+                let start = log.delete_records_before(offset).await.unwrap();
                 prop_assert_eq!(start, offset.max(m.log_start_offset));
                 m.log_start_offset = start;
                 m.records = m.records.split_off(&start);

@@ -555,10 +555,6 @@ impl Indexes {
                 .maybe_append(self.max_timestamp, (self.offset_of_max_timestamp - base_offset) as u32);
         }
     }
-
-    pub fn mark_rewrite(&mut self) {
-        self.rewrite = true;
-    }
 }
 
 async fn read_optional<S: Storage>(storage: &S, path: &Path, len_max: u64) -> io::Result<Option<Bytes>> {

@@ -298,11 +298,11 @@ fn delete_records_moves_the_log_start_offset() {
                 .unwrap();
         }
         assert_eq!(
-            log.delete_records_before(5, 0).await.unwrap_err().code,
+            log.delete_records_before(5).await.unwrap_err().code,
             ErrorCode::OffsetOutOfRange
         );
         log.update_high_watermark(10).await;
-        assert_eq!(log.delete_records_before(5, 0).await.unwrap(), 5);
+        assert_eq!(log.delete_records_before(5).await.unwrap(), 5);
         assert_eq!(
             log.read(4, 100, None, true).await.unwrap_err().code,
             ErrorCode::OffsetOutOfRange

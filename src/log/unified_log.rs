@@ -535,7 +535,7 @@ impl<S: Storage> UnifiedLog<S> {
 
     /// DeleteRecords: advances the log start offset to `offset`, which must not pass the
     /// high watermark, then deletes the segments wholly below it.
-    pub async fn delete_records_before(&self, offset: i64, now_ms: i64) -> KafkaResult<i64> {
+    pub async fn delete_records_before(&self, offset: i64) -> KafkaResult<i64> {
         self.check_online()?;
         let mut state = self.state.lock().await;
         if offset > state.high_watermark || offset < 0 {
@@ -553,7 +553,7 @@ impl<S: Storage> UnifiedLog<S> {
                 .await
                 .map_err(|e| self.fail("checkpoint", e))?;
         }
-        self.delete_segments_below_start(&mut state, now_ms).await?;
+        self.delete_segments_below_start(&mut state).await?;
         self.check_invariants(&state);
         Ok(state.log_start_offset)
     }
@@ -597,7 +597,7 @@ impl<S: Storage> UnifiedLog<S> {
                 .await
                 .map_err(|e| self.fail("checkpoint", e))?;
         }
-        self.delete_segments_below_start(&mut state, now_ms).await?;
+        self.delete_segments_below_start(&mut state).await?;
         self.check_invariants(&state);
         Ok(before - state.segments.len())
     }
@@ -972,7 +972,7 @@ impl<S: Storage> UnifiedLog<S> {
         }
     }
 
-    async fn delete_segments_below_start(&self, state: &mut LogState<S>, _now_ms: i64) -> KafkaResult<()> {
+    async fn delete_segments_below_start(&self, state: &mut LogState<S>) -> KafkaResult<()> {
         let bases: Vec<i64> = state.segments.keys().copied().collect();
         let mut deleted = false;
         for pair in bases.windows(2) {

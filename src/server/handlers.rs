@@ -18,7 +18,8 @@ pub enum Reply {
     Respond(Bytes),
     /// acks=0 produce: no response.
     Silent,
-    Close,
+    /// Close the connection, for this reason (logged by the network layer).
+    Close(&'static str),
 }
 
 /// An API this broker advertises: key, advertised versions, and the first version it can
@@ -75,23 +76,12 @@ const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 <
 /// A fetch waits at most this long, whatever `max_wait_ms` asks.
 const FETCH_WAIT_MS_MAX: i32 = 30_000;
 
-/// Why a frame would be refused before decoding, for the log line of a closed connection.
-pub fn refusal(frame: &Bytes) -> Option<&'static str> {
-    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    match APIS.iter().find(|a| a.key == api_key) {
-        None => Some("an API key this broker does not serve"),
-        Some(a) if version < a.handled_min || version > a.max => Some("a version this broker does not serve"),
-        Some(_) => None,
-    }
-}
-
 pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let Some(api) = APIS.iter().find(|a| a.key == api_key) else {
-        return Reply::Close;
+        return Reply::Close("an API key this broker does not serve");
     };
     if version < api.min || version > api.max {
         if api_key == ApiVersionsRequest::API_KEY {
@@ -103,15 +93,15 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
             };
             return respond(correlation_id, 0, &response, 0);
         }
-        return Reply::Close;
+        return Reply::Close("a version this broker does not serve");
     }
     if version < api.handled_min {
-        return Reply::Close;
+        return Reply::Close("a version this broker advertises but does not take (KAFKA-18659)");
     }
     let flexible = version >= api.flexible_min;
     let mut r = Reader::new(frame);
     if RequestHeader::decode(&mut r, if flexible { 2 } else { 1 }).is_err() {
-        return Reply::Close;
+        return Reply::Close("a request header that does not decode");
     }
     // ApiVersions answers with header v0 always, so that any client can read it.
     let header_version = if flexible && api_key != ApiVersionsRequest::API_KEY {
@@ -126,7 +116,7 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
                 $(k if k == $request::API_KEY => {
                     run(r, version, correlation_id, header_version, |req| $handler(broker, req, version)).await
                 })*
-                _ => Reply::Close,
+                _ => unreachable!("every advertised API has a handler"),
             }
         };
     }
@@ -163,7 +153,7 @@ async fn run<Req: Message, Resp: Message, Fut: Future<Output = Option<Resp>>>(
     handler: impl FnOnce(Req) -> Fut,
 ) -> Reply {
     let Ok(request) = Req::decode(&mut r, version) else {
-        return Reply::Close;
+        return Reply::Close("a request that does not decode");
     };
     // The request's byte fields now hold the frame's only references, so a produce can
     // take its records' buffer without a copy.
@@ -182,7 +172,7 @@ fn respond<M: Message>(correlation_id: i32, header_version: i16, response: &M, v
         ..Default::default()
     };
     if header.encode(&mut w, header_version).is_err() || response.encode(&mut w, version).is_err() {
-        return Reply::Close;
+        return Reply::Close("a response that does not encode in the request's version");
     }
     let size = (w.len() - 4) as i32;
     w[..4].copy_from_slice(&size.to_be_bytes());
@@ -695,7 +685,7 @@ async fn delete_records<S: Storage>(
                     } else {
                         p.offset
                     };
-                    match partition.log.delete_records_before(offset, clock::now_ms()).await {
+                    match partition.log.delete_records_before(offset).await {
                         Ok(low_watermark) => out.low_watermark = low_watermark,
                         Err(e) => out.error_code = e.code.code(),
                     }

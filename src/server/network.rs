@@ -54,7 +54,6 @@ async fn connection<S: Storage>(broker: Arc<Broker<S>>, mut stream: TcpStream) -
             return Ok(());
         };
         let frame = frame?.freeze();
-        let why = handlers::refusal(&frame);
         let (api_key, version) = (
             i16::from_be_bytes([frame[0], frame[1]]),
             i16::from_be_bytes([frame[2], frame[3]]),
@@ -65,9 +64,8 @@ async fn connection<S: Storage>(broker: Arc<Broker<S>>, mut stream: TcpStream) -
                 stream.flush().await?;
             }
             Reply::Silent => {}
-            Reply::Close => {
+            Reply::Close(why) => {
                 let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                let why = why.unwrap_or("a request that does not decode");
                 eprintln!("klamm: closing the connection from {peer}: api key {api_key} v{version}: {why}");
                 return Ok(());
             }

@@ -87,7 +87,7 @@ pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -95,7 +95,6 @@ use std::time::{Duration, Instant};
 pub struct BrokerProcess {
     child: Child,
     pub address: SocketAddr,
-    dir: PathBuf,
 }
 
 impl BrokerProcess {
@@ -117,11 +116,7 @@ impl BrokerProcess {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        BrokerProcess {
-            child,
-            address,
-            dir: dir.to_path_buf(),
-        }
+        BrokerProcess { child, address }
     }
 
     /// SIGTERM, as an operator stops a broker, then a wait for the clean exit.
@@ -133,7 +128,6 @@ impl BrokerProcess {
         assert!(status.success(), "kill -TERM");
         let status = self.child.wait().unwrap();
         assert!(status.success(), "the broker exits cleanly on SIGTERM: {status}");
-        let _ = &self.dir;
     }
 
     pub fn bootstrap(&self) -> String {
