@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use klamm::io::{read_to_end, RealStorage};
-use klamm::server::{serve, Broker, ServerConfig};
+use klamm::server::{Broker, ServerConfig};
 use klamm::tools::cli;
 use klamm::tools::dump_log::dump_segment;
 
@@ -124,26 +124,23 @@ fn server(args: &[String]) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let broker = match Broker::start(config, storage).await {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("klamm server: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
         let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        eprintln!(
-            "klamm server: node {} of cluster {} listening on {address}, data in {}",
-            broker.config.node_id,
-            broker.cluster_id,
-            broker.log_dir().display()
-        );
-        tokio::spawn(broker.clone().run_housekeeping());
-        let serving = tokio::spawn(serve(broker.clone(), listener));
-        shutdown_signal().await;
-        eprintln!("klamm server: shutting down");
-        serving.abort();
-        broker.shutdown().await;
+        let started = |broker: &std::sync::Arc<Broker<RealStorage>>| {
+            eprintln!(
+                "klamm server: node {} of cluster {} listening on {address}, data in {}",
+                broker.config.node_id,
+                broker.cluster_id,
+                broker.log_dir().display()
+            );
+        };
+        let shutdown = async {
+            shutdown_signal().await;
+            eprintln!("klamm server: shutting down");
+        };
+        if let Err(e) = klamm::server::run(config, storage, listener, started, shutdown).await {
+            eprintln!("klamm server: {e}");
+            return ExitCode::FAILURE;
+        }
         ExitCode::SUCCESS
     })
 }

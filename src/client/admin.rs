@@ -112,6 +112,43 @@ impl Admin {
         }
     }
 
+    /// IncrementalAlterConfigs on one topic: `Some(value)` sets a key, `None` deletes it
+    /// (back to the broker's default).
+    pub async fn alter_topic_configs(&mut self, name: &str, changes: &[(String, Option<String>)]) -> Result<(), ClientError> {
+        const TOPIC: i8 = 2;
+        const SET: i8 = 0;
+        const DELETE: i8 = 1;
+        let request = IncrementalAlterConfigsRequest {
+            resources: vec![incremental_alter_configs_request::AlterConfigsResource {
+                resource_type: TOPIC,
+                resource_name: name.to_string(),
+                configs: changes
+                    .iter()
+                    .map(|(key, value)| incremental_alter_configs_request::AlterableConfig {
+                        name: key.clone(),
+                        config_operation: if value.is_some() { SET } else { DELETE },
+                        value: value.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let (response, _): (IncrementalAlterConfigsResponse, _) = self.connection.request(&request).await?;
+        let r = response
+            .responses
+            .first()
+            .ok_or_else(|| ClientError::Protocol("empty IncrementalAlterConfigs answer".into()))?;
+        if r.error_code != 0 {
+            return Err(ClientError::Kafka(
+                r.error_code,
+                r.error_message.clone().unwrap_or_else(|| format!("altering the configs of {name}")),
+            ));
+        }
+        Ok(())
+    }
+
     pub async fn list_topics(&mut self) -> Result<Vec<String>, ClientError> {
         let response = fetch_metadata(&mut self.connection, None, false).await?;
         let mut names: Vec<String> = response.topics.into_iter().filter_map(|t| t.name).collect();

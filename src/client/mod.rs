@@ -16,7 +16,7 @@ use crate::protocol::messages::{MetadataRequest, MetadataResponse};
 pub use admin::Admin;
 pub use connection::Connection;
 pub use consumer::{Consumer, ConsumerRecord};
-pub use producer::{Producer, ProducerRecord, RecordMetadata};
+pub use producer::{Delivery, Producer, ProducerRecord, RecordMetadata};
 
 #[derive(Debug)]
 pub enum ClientError {

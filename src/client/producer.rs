@@ -1,6 +1,6 @@
 //! The producer: records accumulate into one batch per partition, sent when the batch
 //! reaches `batch.size` or has waited `linger.ms`; retriable errors are retried with
-//! `retry.backoff.ms` until `delivery.timeout.ms`. Config names and meanings follow the
+//! `retry.backoff.ms` up to `retries` times within `delivery.timeout.ms`. Config names and meanings follow the
 //! Java client.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -44,6 +44,8 @@ struct Settings {
     linger: Duration,
     compression: Compression,
     retry_backoff: Duration,
+    /// `retries`: how often a failed batch is sent again (within `delivery.timeout.ms`).
+    retries: u32,
     delivery_timeout: Duration,
     request_timeout_ms: i32,
     max_request_size: usize,
@@ -67,6 +69,8 @@ struct Sealed {
     timestamps: Vec<i64>,
     waiters: Vec<oneshot::Sender<Result<RecordMetadata, ClientError>>>,
     created: tokio::time::Instant,
+    /// Times this batch was retried; `retries` bounds it.
+    attempts: u32,
 }
 
 struct State {
@@ -123,6 +127,7 @@ impl Producer {
             linger: Duration::from_millis(config.get_or("linger.ms", 5u64)?),
             compression,
             retry_backoff: Duration::from_millis(config.get_or("retry.backoff.ms", 100u64)?),
+            retries: config.get_or("retries", i32::MAX as u32)?,
             delivery_timeout: Duration::from_millis(config.get_or("delivery.timeout.ms", 120_000u64)?),
             request_timeout_ms: config.get_or("request.timeout.ms", 30_000i32)?,
             max_request_size: config.get_or("max.request.size", 1_048_576usize)?,
@@ -379,6 +384,7 @@ fn seal(open: Open) -> Sealed {
         timestamps: open.timestamps,
         waiters: open.waiters,
         created: open.created,
+        attempts: 0,
     }
 }
 
@@ -493,10 +499,12 @@ async fn retry_or_fail(
     settings: &Settings,
     state: &Arc<Mutex<State>>,
     key: (String, i32),
-    sealed: Sealed,
+    mut sealed: Sealed,
     error: ClientError,
 ) {
-    if clock::monotonic().duration_since(sealed.created) + settings.retry_backoff >= settings.delivery_timeout {
+    sealed.attempts += 1;
+    if sealed.attempts > settings.retries
+        || clock::monotonic().duration_since(sealed.created) + settings.retry_backoff >= settings.delivery_timeout {
         fail(state, sealed, error).await;
         return;
     }

@@ -34,6 +34,7 @@ use crate::record::{
 pub struct LogDirFailureChannel {
     offline: AtomicBool,
     reason: StdMutex<Option<String>>,
+    went_offline: tokio::sync::Notify,
 }
 
 impl LogDirFailureChannel {
@@ -55,6 +56,18 @@ impl LogDirFailureChannel {
             *reason = Some(why);
         }
         self.offline.store(true, Ordering::Release);
+        self.went_offline.notify_waiters();
+    }
+
+    /// Resolves once the directory is offline.
+    pub async fn offline(&self) {
+        loop {
+            let notified = self.went_offline.notified();
+            if self.is_offline() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -780,6 +793,12 @@ impl<S: Storage> UnifiedLog<S> {
                 .map_err(|e| self.fail("delete log", e))?;
         }
         Ok(())
+    }
+
+    /// `(log_start_offset, high_watermark, log_end_offset)` read together.
+    pub async fn offsets(&self) -> (i64, i64, i64) {
+        let state = self.state.lock().await;
+        (state.log_start_offset, state.high_watermark, state.log_end_offset)
     }
 
     pub async fn log_start_offset(&self) -> i64 {

@@ -220,6 +220,11 @@ impl<S: Storage> Broker<S> {
         let _ = self.metadata_log.close(now).await;
     }
 
+    /// The log directory went offline after an I/O error (KAFKA_STORAGE_ERROR from then on).
+    pub fn is_offline(&self) -> bool {
+        self.failure.is_offline()
+    }
+
     pub fn storage(&self) -> &S {
         &self.storage
     }
@@ -227,6 +232,39 @@ impl<S: Storage> Broker<S> {
     pub fn log_dir(&self) -> &Path {
         self.replicas.log_dir()
     }
+}
+
+/// The broker process once its config is read, as `klamm server` and the simulator run it:
+/// start the broker on `storage`, serve `listener`, run housekeeping, and when `shutdown`
+/// resolves stop serving and shut down cleanly. `started` sees the broker once it serves.
+/// If the log directory goes offline (an I/O error), the broker stops at once, as Kafka
+/// halts a broker whose log directories have all failed, and `run` returns the error.
+pub async fn run<S: Storage>(
+    config: ServerConfig,
+    storage: S,
+    listener: tokio::net::TcpListener,
+    started: impl FnOnce(&Arc<Broker<S>>),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> KafkaResult<()> {
+    let broker = Broker::start(config, storage).await?;
+    started(&broker);
+    let housekeeping = tokio::spawn(broker.clone().run_housekeeping());
+    let serving = tokio::spawn(serve(broker.clone(), listener));
+    let failed = tokio::select! {
+        _ = shutdown => false,
+        _ = broker.failure.offline() => true,
+    };
+    serving.abort();
+    housekeeping.abort();
+    if failed {
+        let why = broker.failure.reason().unwrap_or_default();
+        return Err(KafkaError::new(
+            ErrorCode::KafkaStorageError,
+            format!("the log directory {} failed: {why}", broker.log_dir().display()),
+        ));
+    }
+    broker.shutdown().await;
+    Ok(())
 }
 
 async fn replay_metadata<S: Storage>(log: &UnifiedLog<S>) -> KafkaResult<MetadataImage> {

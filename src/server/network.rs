@@ -17,9 +17,22 @@ use crate::io::Storage;
 /// size never allocates more than what was sent plus this.
 const FRAME_CHUNK_BYTES: usize = 1 << 20;
 
+/// The connection tasks of one listener; dropping it (when `serve` is aborted at shutdown)
+/// closes them all, so that no request is served once the broker has shut down.
+struct Connections(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Connections {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 /// Accepts connections up to `max.connections`; the one past it is closed at once.
 pub async fn serve<S: Storage>(broker: Arc<Broker<S>>, listener: TcpListener) -> io::Result<()> {
     let permits = Arc::new(tokio::sync::Semaphore::new(broker.config.connections_max));
+    let mut connections = Connections(Vec::new());
     loop {
         let (stream, _) = listener.accept().await?;
         let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -27,10 +40,11 @@ pub async fn serve<S: Storage>(broker: Arc<Broker<S>>, listener: TcpListener) ->
             continue;
         };
         let broker = broker.clone();
-        tokio::spawn(async move {
+        connections.0.retain(|task| !task.is_finished());
+        connections.0.push(tokio::spawn(async move {
             let _ = connection(broker, stream).await;
             drop(permit);
-        });
+        }));
     }
 }
 

@@ -1,0 +1,208 @@
+//! A scenario: one broker, one client node with writers, readers and an admin, a nemesis,
+//! and the checks. Each seed draws its mode (page-cache or durable), workload and faults.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use klamm::client::{Admin, ClientConfig};
+use klamm::io::SimRng;
+use klamm::server::clock;
+use madsim::runtime::Handle;
+
+use crate::checker::Shared;
+use crate::cluster::BrokerNode;
+use crate::nemesis::{self, Fault, World};
+use crate::runner::Outcome;
+use crate::workload::{self, Env, WriterSpec};
+
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The fault types to draw from; `None`: a swarm draw from all of them.
+    pub faults: Option<&'static [Fault]>,
+    /// Durable mode (`log.flush.interval.messages=1`) or page-cache mode; `None`: drawn.
+    pub durable: Option<bool>,
+    pub admin: bool,
+    /// Whether the topic may have `retention.ms` (and the admin may change it).
+    pub retention: bool,
+    pub fault_seconds: u64,
+}
+
+const TOPIC: &str = "t";
+/// How long the broker has, after the faults heal, to serve the final read.
+const LIVENESS_BOUND: Duration = Duration::from_secs(60);
+
+pub async fn run(spec: Spec) -> Outcome {
+    let seed = Handle::current().seed();
+    let started = clock::monotonic();
+    let mut rng = SimRng::new(seed ^ 0x6b6c_616d_6d00);
+    let durable = spec.durable.unwrap_or_else(|| rng.chance(0.5));
+    let faults: Vec<Fault> = match spec.faults {
+        Some(f) => f.to_vec(),
+        None => nemesis::swarm(&mut rng),
+    };
+    let mut overrides = vec![
+        "num.partitions=1".to_string(),
+        "auto.create.topics.enable=false".to_string(),
+        "log.retention.check.interval.ms=500".to_string(),
+    ];
+    if durable {
+        overrides.push("log.flush.interval.messages=1".into());
+    }
+    let broker = Arc::new(BrokerNode::start(1, &overrides, seed));
+    let client = Handle::current()
+        .create_node()
+        .name("client")
+        .ip([10, 0, 1, 1].into())
+        .build();
+    let history = Shared::new(durable);
+
+    // The topic, before any fault.
+    let partitions = 1 + rng.below(3) as i32;
+    let segment_bytes = [4_096u64, 16_384, 65_536][rng.below(3) as usize];
+    let index_interval_bytes = [128u64, 1_024, 4_096][rng.below(3) as usize];
+    let retention_ms = (spec.retention && rng.chance(0.5)).then(|| 5_000 + rng.below(30_000) as i64);
+    let mut configs = vec![
+        ("segment.bytes".to_string(), segment_bytes.to_string()),
+        ("index.interval.bytes".to_string(), index_interval_bytes.to_string()),
+    ];
+    if let Some(ms) = retention_ms {
+        configs.push(("retention.ms".into(), ms.to_string()));
+        history.lock().note_retention(TOPIC, ms);
+    }
+    let bootstrap = broker.address.clone();
+    let created = client
+        .spawn({
+            let bootstrap = bootstrap.clone();
+            async move {
+                for _ in 0..50 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let config = ClientConfig::new().set("bootstrap.servers", &bootstrap);
+                    if let Ok(mut admin) = Admin::new(&config).await {
+                        if admin.create_topic(TOPIC, partitions, 1, &configs).await.is_ok() {
+                            return true;
+                        }
+                    }
+                }
+                false
+            }
+        })
+        .await
+        .unwrap_or(false);
+    if !created {
+        return Outcome {
+            violations: vec!["liveness: the topic could not be created before any fault".into()],
+            ..Outcome::default()
+        };
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let env = Env {
+        bootstrap: bootstrap.clone(),
+        topic: TOPIC.into(),
+        partitions: Arc::new(AtomicI32::new(partitions)),
+        history: history.clone(),
+        stop: stop.clone(),
+    };
+    let mut description = format!(
+        "seed {seed}: {} mode, {partitions} partitions, segment.bytes {segment_bytes}, index.interval.bytes {index_interval_bytes}, retention.ms {retention_ms:?}, faults {faults:?}",
+        if durable { "durable" } else { "page-cache" }
+    );
+    let mut tasks = Vec::new();
+    for id in 0..1 + rng.below(3) as u32 {
+        let spec = WriterSpec {
+            id,
+            acks: [0i16, 1, -1][rng.below(3) as usize],
+            linger_ms: [0u64, 5, 20][rng.below(3) as usize],
+            compression: ["none", "gzip", "snappy", "lz4", "zstd"][rng.below(5) as usize],
+            retries: rng.chance(0.3),
+            explicit_partition: rng.chance(0.5),
+            pause_ms_max: [5u64, 20, 50][rng.below(3) as usize],
+        };
+        if spec.retries {
+            history.lock().retrying_writers.insert(id);
+        }
+        description.push_str(&format!(
+            "\n    writer {id}: acks={} linger.ms={} compression.type={} retries={}",
+            spec.acks,
+            spec.linger_ms,
+            spec.compression,
+            if spec.retries { "max" } else { "0" }
+        ));
+        tasks.push(client.spawn(workload::writer(spec, env.clone())));
+    }
+    for id in 0..1 + rng.below(2) as u32 {
+        tasks.push(client.spawn(workload::reader(id, env.clone())));
+    }
+    if spec.admin {
+        let choices = if retention_ms.is_some() { vec![5_000, 20_000, 60_000] } else { vec![] };
+        tasks.push(client.spawn(workload::admin(env.clone(), choices)));
+    }
+    let monitor_stop = Arc::new(AtomicBool::new(false));
+    let monitor = tokio::spawn({
+        let (broker, history, stop) = (broker.clone(), history.clone(), monitor_stop.clone());
+        async move { nemesis::monitor(&broker, history, stop).await }
+    });
+
+    let world = World {
+        broker: &broker,
+        clients: vec![client.id()],
+        history: history.clone(),
+        topic: TOPIC.into(),
+        durable,
+    };
+    nemesis::run(&world, &faults, &mut rng, Duration::from_secs(spec.fault_seconds)).await;
+    nemesis::heal(&world);
+    let healed = clock::monotonic();
+    // Let the workload run on a healed system, then stop it and let it drain.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Release);
+    for task in tasks {
+        if tokio::time::timeout(Duration::from_secs(30), task).await.is_err() {
+            history
+                .lock()
+                .violation("liveness", "a workload task did not finish within 30 s of the stop".into());
+        }
+    }
+    // Liveness: the broker serves a complete read within the bound.
+    let mut finals = Err("not tried".to_string());
+    while clock::monotonic() < healed + LIVENESS_BOUND {
+        nemesis::ensure_up(&broker);
+        let bootstrap = bootstrap.clone();
+        finals = client
+            .spawn(async move { workload::final_read(&bootstrap, TOPIC).await })
+            .await
+            .unwrap_or_else(|_| Err("the final reader died".into()));
+        if finals.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let now = clock::now_ms();
+    match finals {
+        Ok(finals) => history.lock().check_final(&finals, &[TOPIC.to_string()], now),
+        Err(e) => history.lock().violation(
+            "liveness",
+            format!(
+                "no complete read within {LIVENESS_BOUND:?} of healing: {e} (broker down: {}, last error: {:?})",
+                broker.is_down(),
+                broker.last_error()
+            ),
+        ),
+    }
+    monitor_stop.store(true, Ordering::Release);
+    let _ = monitor.await;
+    let h = history.lock();
+    let disk = broker.storage.stats();
+    let mut counts: std::collections::BTreeMap<String, u64> =
+        h.counts.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    counts.insert("broker-starts".into(), broker.starts());
+    counts.insert("disk-faults-injected".into(), disk.faults_injected);
+    Outcome {
+        violations: h.violations.clone(),
+        trace_hash: h.trace_hash() ^ disk.trace_hash.rotate_left(17),
+        sim_elapsed: clock::monotonic() - started,
+        counts,
+        description,
+    }
+}
