@@ -104,6 +104,10 @@ pub async fn run(world: &World<'_>, faults: &[Fault], rng: &mut SimRng, duration
         *world.history.lock().counts.entry(fault_name(fault)).or_default() += 1;
         inject(world, fault, rng).await;
         ensure_up(world.broker);
+        if std::env::var_os("KLAMM_SIM_DEBUG").is_some() {
+            crate::runner::say(format!("after {fault:?} at {}", clock::now_ms()));
+            crate::scenario::dump_disk(&world.broker.storage, Path::new(LOG_DIR)).await;
+        }
     }
 }
 

@@ -190,6 +190,9 @@ pub async fn run(spec: Spec) -> Outcome {
             ),
         ),
     }
+    if std::env::var_os("KLAMM_SIM_DEBUG").is_some() {
+        dump_disk(&broker.storage, std::path::Path::new(crate::cluster::LOG_DIR)).await;
+    }
     monitor_stop.store(true, Ordering::Release);
     let _ = monitor.await;
     let h = history.lock();
@@ -204,5 +207,18 @@ pub async fn run(spec: Spec) -> Outcome {
         sim_elapsed: clock::monotonic() - started,
         counts,
         description,
+    }
+}
+
+/// Lists every file of the broker's disk with its length (`KLAMM_SIM_DEBUG=1`).
+pub async fn dump_disk(storage: &klamm::io::SimStorage, dir: &std::path::Path) {
+    use klamm::io::Storage;
+    let Ok(names) = storage.list(dir).await else { return };
+    for name in names {
+        let path = dir.join(&name);
+        match storage.file_len(&path) {
+            Some(len) => crate::runner::say(format!("  {} {len}", path.display())),
+            None => Box::pin(dump_disk(storage, &path)).await,
+        }
     }
 }

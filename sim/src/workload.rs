@@ -448,7 +448,11 @@ pub async fn final_read(bootstrap: &str, topic: &str) -> Result<BTreeMap<Tp, Fin
         .map_err(|e| format!("connect: {e}"))?;
     let metadata = metadata(&mut connection, topic).await.ok_or("no metadata")?;
     let topic_id = metadata.topic_ids.get(topic).copied().unwrap_or_default();
-    let partitions = metadata.topics.get(topic).map(|p| p.len() as i32).ok_or("topic missing")?;
+    let partitions = metadata
+        .topics
+        .get(topic)
+        .map(|p| p.len() as i32)
+        .ok_or_else(|| format!("topic missing from {metadata:?}"))?;
     let mut finals = BTreeMap::new();
     for partition in 0..partitions {
         let tp: Tp = (topic.to_string(), partition);

@@ -86,6 +86,21 @@ pub async fn write_atomically<S: Storage>(storage: &S, path: &Path, data: Bytes)
     storage.sync_dir(dir).await
 }
 
+/// Creates `dir` and its missing ancestors so that they survive a power loss: after the
+/// creates, syncs the parent of each, from the top down.
+pub async fn create_dir_all_durably<S: Storage>(storage: &S, dir: &Path) -> io::Result<()> {
+    storage.create_dir_all(dir).await?;
+    let mut ancestors: Vec<&Path> = dir.ancestors().collect();
+    ancestors.reverse();
+    for path in ancestors {
+        // A relative path's top parent is "": the working directory.
+        if let Some(parent) = path.parent() {
+            storage.sync_dir(parent).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads a whole small file.
 pub async fn read_to_end<S: Storage>(storage: &S, path: &Path, len_max: u64) -> io::Result<Bytes> {
     let file = storage.open(path, OpenMode::Existing).await?;

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::config::LogConfig;
 use crate::error::{ErrorCode, KafkaError, KafkaResult};
-use crate::io::{read_to_end, write_atomically, Storage};
+use crate::io::{create_dir_all_durably, read_to_end, write_atomically, Storage};
 use crate::log::{LogDirFailureChannel, UnifiedLog};
 use crate::metadata::{decode_record, encode_record, MetadataImage, MetadataRecord, QuorumController, METADATA_TOPIC};
 use crate::protocol::codec::Uuid;
@@ -48,7 +48,9 @@ impl<S: Storage> Broker<S> {
         let now = clock::now_ms();
         let log_dir = config.log_dirs[0].clone();
         let failure = LogDirFailureChannel::new();
-        storage.create_dir_all(&log_dir).await.map_err(storage_error)?;
+        // The log directory must survive a power loss, or the next start would find an empty
+        // disk and make a new cluster (found by the simulator, seed 1 of power_loss).
+        create_dir_all_durably(&storage, &log_dir).await.map_err(storage_error)?;
         let cluster_id = load_cluster_id(&storage, &log_dir, config.node_id, now)
             .await
             .map_err(storage_error)?;
