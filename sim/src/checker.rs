@@ -38,6 +38,10 @@ pub struct Loss {
     pub from: BTreeMap<Tp, i64>,
     /// Partitions not listed lose from here (`i64::MAX`: nothing).
     pub others_from: i64,
+    /// Whether records sent after the event may be lost too. Bit rot is: the broker does not
+    /// know of it until a recovery or a read finds it, and a recovery that finds it
+    /// truncates the log there, with everything appended since (as Kafka does).
+    pub latent: bool,
 }
 
 impl Loss {
@@ -122,14 +126,14 @@ impl History {
     pub fn lost_since(&self, tp: &Tp, offset: i64, since_ms: i64) -> Option<&Loss> {
         self.losses
             .iter()
-            .find(|l| l.at_ms >= since_ms && offset >= l.from_for(tp))
+            .find(|l| (l.latent || l.at_ms >= since_ms) && offset >= l.from_for(tp))
     }
 
     /// Whether any loss event touching `tp` happened after `since_ms`.
     pub fn any_loss_since(&self, tp: &Tp, since_ms: i64) -> bool {
         self.losses
             .iter()
-            .any(|l| l.at_ms >= since_ms && l.from_for(tp) < i64::MAX)
+            .any(|l| (l.latent || l.at_ms >= since_ms) && l.from_for(tp) < i64::MAX)
     }
 
     /// The checkers that need the final state of every partition of `topics`, read after the

@@ -257,6 +257,7 @@ async fn power_loss(world: &World<'_>) {
             why: "power loss in page-cache mode".into(),
             from,
             others_from: 0,
+            latent: false,
         });
     }
     broker.crash(CrashKind::Machine);
@@ -294,6 +295,7 @@ async fn rot_a_bit(world: &World<'_>, rng: &mut SimRng) {
         why: format!("bit rot in {} at {position}", path.display()),
         from: BTreeMap::from([((world.topic.clone(), partition), base)]),
         others_from: i64::MAX,
+        latent: true,
     });
 }
 

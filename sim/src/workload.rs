@@ -192,12 +192,14 @@ pub async fn reader(id: u32, env: Env) {
                 return;
             }
             let request = fetch_request_for(&env.topic, topic_id, (0..partitions).map(|p| (p, *positions.entry(p).or_insert(0))));
+            // What the answer holds was true at some time after this: a loss event from
+            // now on may explain a difference later.
+            let now = clock::now_ms();
             let response: FetchResponse =
                 match tokio::time::timeout(REQUEST_TIMEOUT, connection.request(&request)).await {
                     Ok(Ok((r, _))) => r,
                     _ => break,
                 };
-            let now = clock::now_ms();
             for topic in response.responses {
                 for p in topic.partitions {
                     let tp: Tp = (env.topic.clone(), p.partition_index);
@@ -212,9 +214,12 @@ pub async fn reader(id: u32, env: Env) {
                             if position > latest {
                                 let since = last_read_ms.get(&p.partition_index).copied().unwrap_or(0);
                                 if !h.any_loss_since(&tp, since) {
+                                    let losses = format!("{:?}", h.losses);
                                     h.violation(
                                         "lost-write",
-                                        format!("reader-{id} had read {tp:?} up to {position}, the log now ends at {latest}"),
+                                        format!(
+                                            "reader-{id} had read {tp:?} up to {position} (at {since}), the log now ends at {latest}; losses {losses}"
+                                        ),
                                     );
                                 }
                                 positions.insert(p.partition_index, latest);
