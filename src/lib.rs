@@ -3,6 +3,7 @@
 //! The library holds everything the `klamm` binary, the simulator, the fuzzers and the
 //! benchmarks share. See ARCHITECTURE.md for the map.
 
+pub mod canary;
 pub mod client;
 pub mod config;
 pub mod error;

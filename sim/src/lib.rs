@@ -10,4 +10,5 @@ pub mod cluster;
 pub mod nemesis;
 pub mod runner;
 pub mod scenario;
+pub mod scenarios;
 pub mod workload;

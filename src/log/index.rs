@@ -42,7 +42,10 @@ impl OffsetIndex {
 
     /// The last entry at or before `relative_offset`, or (0, 0): the segment's first batch.
     pub fn lookup(&self, relative_offset: u32) -> (u32, u32) {
-        let i = self.entries.partition_point(|&(o, _)| o <= relative_offset);
+        let mut i = self.entries.partition_point(|&(o, _)| o <= relative_offset);
+        if crate::canary::INDEX_OFF_BY_ONE && i < self.entries.len() {
+            i += 1;
+        }
         if i == 0 {
             (0, 0)
         } else {

@@ -347,7 +347,7 @@ impl<S: Storage> UnifiedLog<S> {
         }
         self.check_invariants(&state);
         drop(state);
-        if config.durable() {
+        if config.durable() && !crate::canary::ACK_BEFORE_SYNC {
             self.sync_to(next_offset).await?;
         }
         Ok(LogAppendInfo {
@@ -600,9 +600,12 @@ impl<S: Storage> UnifiedLog<S> {
             total -= size;
             new_start = Some(next_base);
         }
-        let Some(new_start) = new_start else {
+        let Some(mut new_start) = new_start else {
             return Ok(0);
         };
+        if crate::canary::RETENTION_DELETES_ACTIVE_SEGMENT {
+            new_start = state.high_watermark;
+        }
         let before = state.segments.len();
         if new_start > state.log_start_offset {
             state.log_start_offset = new_start;

