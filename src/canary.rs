@@ -27,7 +27,8 @@ pub const INDEX_OFF_BY_ONE: bool = cfg!(all(madsim, feature = "canary-index-off-
 /// Fetch reads up to the log end offset instead of the high watermark.
 pub const FETCH_PAST_HIGH_WATERMARK: bool = cfg!(all(madsim, feature = "canary-fetch-past-high-watermark"));
 /// Retention, when it deletes anything, also drops the active segment's records.
-pub const RETENTION_DELETES_ACTIVE_SEGMENT: bool = cfg!(all(madsim, feature = "canary-retention-deletes-active-segment"));
+pub const RETENTION_DELETES_ACTIVE_SEGMENT: bool =
+    cfg!(all(madsim, feature = "canary-retention-deletes-active-segment"));
 
 /// The canary this build plants, if any.
 pub fn planted() -> Option<&'static str> {

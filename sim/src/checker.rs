@@ -151,7 +151,13 @@ impl History {
                 continue;
             }
             let Some(log) = finals.get(&tp) else {
-                violations.push(("lost-write", format!("{value} acknowledged at {tp:?}@{} but the partition is gone", ack.offset)));
+                violations.push((
+                    "lost-write",
+                    format!(
+                        "{value} acknowledged at {tp:?}@{} but the partition is gone",
+                        ack.offset
+                    ),
+                ));
                 continue;
             };
             if ack.offset < log.log_start_offset {
@@ -172,14 +178,20 @@ impl History {
                 continue;
             }
             if log.unreadable_from.is_some_and(|u| ack.offset >= u) {
-                violations.push(("lost-write", format!("{value} at {tp:?}@{} is unreadable (corrupt batch)", ack.offset)));
+                violations.push((
+                    "lost-write",
+                    format!("{value} at {tp:?}@{} is unreadable (corrupt batch)", ack.offset),
+                ));
                 continue;
             }
             match log.records.get(&ack.offset) {
                 Some(v) if v == value => {}
                 Some(other) => violations.push((
                     "inconsistent-offsets",
-                    format!("{value} acknowledged at {tp:?}@{} but the log holds {other} there", ack.offset),
+                    format!(
+                        "{value} acknowledged at {tp:?}@{} but the log holds {other} there",
+                        ack.offset
+                    ),
                 )),
                 None => violations.push((
                     "lost-write",
@@ -195,19 +207,29 @@ impl History {
         for (tp, log) in finals {
             for (offset, value) in &log.records {
                 let Some(sent) = self.sent.get(value) else {
-                    violations.push(("phantom-record", format!("{tp:?}@{offset} holds {value}, which nobody sent")));
+                    violations.push((
+                        "phantom-record",
+                        format!("{tp:?}@{offset} holds {value}, which nobody sent"),
+                    ));
                     continue;
                 };
                 if let Some((tp0, o0)) = seen.insert(value, (tp.clone(), *offset)) {
                     if !self.retrying_writers.contains(&sent.writer) {
-                        violations.push(("duplicate", format!("{value} at {tp0:?}@{o0} and {tp:?}@{offset}, never retried")));
+                        violations.push((
+                            "duplicate",
+                            format!("{value} at {tp0:?}@{o0} and {tp:?}@{offset}, never retried"),
+                        ));
                     }
                 }
                 if let Some(ack) = self.acked.get(value) {
-                    if (ack.partition != tp.1 || ack.offset != *offset) && !self.retrying_writers.contains(&sent.writer) {
+                    if (ack.partition != tp.1 || ack.offset != *offset) && !self.retrying_writers.contains(&sent.writer)
+                    {
                         violations.push((
                             "inconsistent-offsets",
-                            format!("{value} acknowledged at {}@{} found at {tp:?}@{offset}", ack.partition, ack.offset),
+                            format!(
+                                "{value} acknowledged at {}@{} found at {tp:?}@{offset}",
+                                ack.partition, ack.offset
+                            ),
                         ));
                     }
                 }

@@ -153,6 +153,8 @@ async fn inject(world: &World<'_>, fault: Fault, rng: &mut SimRng) {
             let mut disk = broker.storage.faults();
             disk.torn_write_probability = if fault == Fault::TornWrites { 1.0 } else { 0.0 };
             disk.writeback_probability = if fault == Fault::LostWriteback { 0.5 } else { 0.0 };
+            // Tearing at a finer grain than 512-byte sectors also splits small batches.
+            disk.sector_bytes = [64, 512, 4_096][rng.below(3) as usize];
             broker.storage.set_faults(disk);
             power_loss(world).await;
             sleep_ms(rng, 10, 2_000).await;

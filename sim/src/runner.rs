@@ -194,12 +194,17 @@ where
             (b.trace_hash, &b.violations, b.sim_elapsed, &b.counts),
             "{name}: seed {seed} ran differently twice; reproduce: MADSIM_TEST_SEED={seed} cargo sim -- determinism"
         );
-        say(format!("klamm-sim: {name}: seed {seed} ran twice with trace hash {:016x}", a.trace_hash));
+        say(format!(
+            "klamm-sim: {name}: seed {seed} ran twice with trace hash {:016x}",
+            a.trace_hash
+        ));
     }
     if let Some(&seed) = seeds.first() {
         std::thread::spawn(move || Runtime::check_determinism(seed, Config::default(), scenario))
             .join()
             .unwrap_or_else(|_| panic!("{name}: madsim's determinism check failed at seed {seed}"));
-        say(format!("klamm-sim: {name}: madsim's determinism check passed at seed {seed}"));
+        say(format!(
+            "klamm-sim: {name}: madsim's determinism check passed at seed {seed}"
+        ));
     }
 }

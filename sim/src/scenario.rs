@@ -135,7 +135,11 @@ pub async fn run(spec: Spec) -> Outcome {
         tasks.push(client.spawn(workload::reader(id, env.clone())));
     }
     if spec.admin {
-        let choices = if retention_ms.is_some() { vec![5_000, 20_000, 60_000] } else { vec![] };
+        let choices = if retention_ms.is_some() {
+            vec![5_000, 20_000, 60_000]
+        } else {
+            vec![]
+        };
         tasks.push(client.spawn(workload::admin(env.clone(), choices)));
     }
     let monitor_stop = Arc::new(AtomicBool::new(false));
@@ -159,9 +163,10 @@ pub async fn run(spec: Spec) -> Outcome {
     stop.store(true, Ordering::Release);
     for task in tasks {
         if tokio::time::timeout(Duration::from_secs(30), task).await.is_err() {
-            history
-                .lock()
-                .violation("liveness", "a workload task did not finish within 30 s of the stop".into());
+            history.lock().violation(
+                "liveness",
+                "a workload task did not finish within 30 s of the stop".into(),
+            );
         }
     }
     // Liveness: the broker serves a complete read within the bound.

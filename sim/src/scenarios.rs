@@ -28,7 +28,13 @@ pub async fn power_loss() -> Outcome {
 
 pub async fn network() -> Outcome {
     scenario::run(Spec {
-        faults: Some(&[Fault::Partition, Fault::ClogResponses, Fault::PacketLoss, Fault::Latency, Fault::Pause]),
+        faults: Some(&[
+            Fault::Partition,
+            Fault::ClogResponses,
+            Fault::PacketLoss,
+            Fault::Latency,
+            Fault::Pause,
+        ]),
         durable: None,
         admin: false,
         retention: false,
@@ -76,4 +82,3 @@ pub async fn swarm() -> Outcome {
     })
     .await
 }
-

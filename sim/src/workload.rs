@@ -191,7 +191,11 @@ pub async fn reader(id: u32, env: Env) {
             if env.stopped() {
                 return;
             }
-            let request = fetch_request_for(&env.topic, topic_id, (0..partitions).map(|p| (p, *positions.entry(p).or_insert(0))));
+            let request = fetch_request_for(
+                &env.topic,
+                topic_id,
+                (0..partitions).map(|p| (p, *positions.entry(p).or_insert(0))),
+            );
             // What the answer holds was true at some time after this: a loss event from
             // now on may explain a difference later.
             let now = clock::now_ms();
@@ -245,7 +249,10 @@ pub async fn reader(id: u32, env: Env) {
                     if p.log_start_offset >= 0 && p.log_start_offset > p.high_watermark {
                         h.violation(
                             "log-invariant",
-                            format!("{tp:?}: log start offset {} > high watermark {}", p.log_start_offset, p.high_watermark),
+                            format!(
+                                "{tp:?}: log start offset {} > high watermark {}",
+                                p.log_start_offset, p.high_watermark
+                            ),
                         );
                     }
                     if let Some((hw, at)) = high_watermarks.get(&p.partition_index) {
@@ -276,7 +283,10 @@ pub async fn reader(id: u32, env: Env) {
                             let value = String::from_utf8_lossy(r.value.unwrap_or_default()).into_owned();
                             seen.push((offset, value));
                         }) {
-                            h.violation("corrupt-served", format!("reader-{id}: {tp:?}@{}: {e}", header.base_offset));
+                            h.violation(
+                                "corrupt-served",
+                                format!("reader-{id}: {tp:?}@{}: {e}", header.base_offset),
+                            );
                             break;
                         }
                         for (offset, value) in seen {
@@ -299,7 +309,10 @@ pub async fn reader(id: u32, env: Env) {
                             if offset >= p.high_watermark {
                                 h.violation(
                                     "fetch-past-high-watermark",
-                                    format!("reader-{id}: {tp:?}@{offset} served with high watermark {}", p.high_watermark),
+                                    format!(
+                                        "reader-{id}: {tp:?}@{offset} served with high watermark {}",
+                                        p.high_watermark
+                                    ),
                                 );
                             }
                             h.trace(&format!("read {id} {offset} {value}"));
@@ -382,7 +395,10 @@ async fn offsets(connection: &mut Connection, tp: &Tp) -> Option<(i64, i64)> {
             ..Default::default()
         };
         let (response, _): (ListOffsetsResponse, _) =
-            tokio::time::timeout(REQUEST_TIMEOUT, connection.request(&request)).await.ok()?.ok()?;
+            tokio::time::timeout(REQUEST_TIMEOUT, connection.request(&request))
+                .await
+                .ok()?
+                .ok()?;
         let p = response.topics.first()?.partitions.first()?;
         if p.error_code != 0 {
             return None;
@@ -498,12 +514,18 @@ pub async fn final_read(bootstrap: &str, topic: &str) -> Result<BTreeMap<Tp, Fin
             for (_, _, batch) in BatchFrames::new(&records) {
                 record::for_each_record(batch, &limits, &mut scratch, |offset, r| {
                     if offset >= position {
-                        log.records
-                            .insert(offset, String::from_utf8_lossy(r.value.unwrap_or_default()).into_owned());
+                        log.records.insert(
+                            offset,
+                            String::from_utf8_lossy(r.value.unwrap_or_default()).into_owned(),
+                        );
                     }
                 })
                 .map_err(|e| format!("{tp:?}: {e}"))?;
-                position = position.max(record::BatchHeader::parse(batch).map(|h| h.next_offset()).unwrap_or(position));
+                position = position.max(
+                    record::BatchHeader::parse(batch)
+                        .map(|h| h.next_offset())
+                        .unwrap_or(position),
+                );
             }
             if position >= p.high_watermark || position == before {
                 break;

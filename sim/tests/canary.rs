@@ -12,7 +12,10 @@ fn canary() {
         say("klamm-sim: canary: no canary planted in this build; nothing to do".into());
         return;
     };
-    let first = std::env::var("MADSIM_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let first = std::env::var("MADSIM_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let summary = runner::run_seeds("canary", first, SEEDS_MAX, true, scenarios::swarm);
     let caught = summary.failures.iter().map(|(seed, _)| *seed).min();
     match caught {

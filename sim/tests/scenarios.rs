@@ -35,5 +35,7 @@ fn swarm() {
 
 #[test]
 fn determinism() {
-    runner::check_determinism("swarm", &[1, 2, 3], scenarios::swarm);
+    let (first, _) = runner::seeds(1);
+    runner::check_determinism("swarm", &[first, first + 1, first + 2], scenarios::swarm);
+    runner::check_determinism("power_loss", &[first + 3, first + 4], scenarios::power_loss);
 }

@@ -114,7 +114,11 @@ impl Admin {
 
     /// IncrementalAlterConfigs on one topic: `Some(value)` sets a key, `None` deletes it
     /// (back to the broker's default).
-    pub async fn alter_topic_configs(&mut self, name: &str, changes: &[(String, Option<String>)]) -> Result<(), ClientError> {
+    pub async fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<(), ClientError> {
         const TOPIC: i8 = 2;
         const SET: i8 = 0;
         const DELETE: i8 = 1;
@@ -143,7 +147,9 @@ impl Admin {
         if r.error_code != 0 {
             return Err(ClientError::Kafka(
                 r.error_code,
-                r.error_message.clone().unwrap_or_else(|| format!("altering the configs of {name}")),
+                r.error_message
+                    .clone()
+                    .unwrap_or_else(|| format!("altering the configs of {name}")),
             ));
         }
         Ok(())

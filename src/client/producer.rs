@@ -504,7 +504,8 @@ async fn retry_or_fail(
 ) {
     sealed.attempts += 1;
     if sealed.attempts > settings.retries
-        || clock::monotonic().duration_since(sealed.created) + settings.retry_backoff >= settings.delivery_timeout {
+        || clock::monotonic().duration_since(sealed.created) + settings.retry_backoff >= settings.delivery_timeout
+    {
         fail(state, sealed, error).await;
         return;
     }

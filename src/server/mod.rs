@@ -50,7 +50,9 @@ impl<S: Storage> Broker<S> {
         let failure = LogDirFailureChannel::new();
         // The log directory must survive a power loss, or the next start would find an empty
         // disk and make a new cluster (found by the simulator, seed 1 of power_loss).
-        create_dir_all_durably(&storage, &log_dir).await.map_err(storage_error)?;
+        create_dir_all_durably(&storage, &log_dir)
+            .await
+            .map_err(storage_error)?;
         let cluster_id = load_cluster_id(&storage, &log_dir, config.node_id, now)
             .await
             .map_err(storage_error)?;
