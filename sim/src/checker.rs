@@ -70,6 +70,9 @@ pub struct History {
     pub losses: Vec<Loss>,
     /// (partition, offset, value, time) as consumers saw them.
     pub observed: Vec<(Tp, i64, String, i64)>,
+    /// Gaps a consumer's polls jumped: (partition, first skipped, next read, when the last
+    /// record before the gap was asked for). Judged at the end against the log start.
+    pub skips: Vec<(Tp, i64, i64, i64)>,
     /// The smallest `retention.ms` a topic ever had (or was asked to have); absent: none.
     pub retention_ms_min: BTreeMap<String, i64>,
     pub violations: Vec<String>,
@@ -252,6 +255,22 @@ impl History {
                     format!("a consumer read {value} at {tp:?}@{offset}; the log now holds {other:?}"),
                 )),
             }
+        }
+        // poll-skip: a consumer jumped records that neither retention nor a loss removed.
+        for (tp, from, to, at_ms) in &self.skips {
+            let Some(log) = finals.get(tp) else { continue };
+            if *to <= log.log_start_offset || self.any_loss_since(tp, *at_ms) {
+                continue;
+            }
+            if self.retention_ms_min.contains_key(&tp.0) && (*from..*to).all(|o| !log.records.contains_key(&o)) {
+                // Retention moved the log start past the gap meanwhile, then the consumer
+                // reset to it: the skipped offsets are gone from the log.
+                continue;
+            }
+            violations.push((
+                "poll-skip",
+                format!("a consumer jumped from {tp:?}@{} to {to}", from - 1),
+            ));
         }
         for (checker, what) in violations {
             self.violation(checker, what);

@@ -134,6 +134,7 @@ pub async fn run(spec: Spec) -> Outcome {
     for id in 0..1 + rng.below(2) as u32 {
         tasks.push(client.spawn(workload::reader(id, env.clone())));
     }
+    tasks.push(client.spawn(workload::consumer(0, env.clone())));
     if spec.admin {
         let choices = if retention_ms.is_some() {
             vec![5_000, 20_000, 60_000]

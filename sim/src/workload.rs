@@ -332,6 +332,65 @@ pub async fn reader(id: u32, env: Env) {
     }
 }
 
+/// A consumer by assignment through Klamm's `Consumer` (assign, poll, positions), from the
+/// earliest offset. Per partition each polled record follows the last one: an offset at
+/// or below the last is nonmonotonic-poll unless a loss event explains a reset; a gap is
+/// a poll-skip unless the final log start offset shows retention deleted what was skipped.
+pub async fn consumer(id: u32, env: Env) {
+    let mut last: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+    while !env.stopped() {
+        let config = env
+            .client_config(&format!("consumer-{id}"))
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.max.wait.ms", 200)
+            // Each poll drains what its fetch brought, so a record dates from its poll.
+            .set("max.poll.records", 1_000_000);
+        let Ok(mut consumer) = klamm::client::Consumer::new(config) else {
+            return;
+        };
+        let partitions = env.partitions.load(Ordering::Acquire);
+        consumer.assign((0..partitions).map(|p| (env.topic.clone(), p)).collect());
+        for (&partition, &(offset, _)) in &last {
+            if partition < partitions {
+                consumer.seek(&env.topic, partition, offset + 1);
+            }
+        }
+        for _round in 0..100 {
+            if env.stopped() {
+                return;
+            }
+            let asked = clock::now_ms();
+            let records =
+                match tokio::time::timeout(REQUEST_TIMEOUT * 2, consumer.poll(Duration::from_millis(200))).await {
+                    Ok(Ok(records)) => records,
+                    _ => break,
+                };
+            {
+                let mut h = env.history.lock();
+                for r in records {
+                    let tp: Tp = (r.topic.clone(), r.partition);
+                    let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+                    if let Some(&(previous, at)) = last.get(&r.partition) {
+                        if r.offset <= previous && !h.any_loss_since(&tp, at) {
+                            h.violation(
+                                "nonmonotonic-poll",
+                                format!("consumer-{id}: {tp:?} offset {} after {previous}", r.offset),
+                            );
+                        } else if r.offset > previous + 1 {
+                            h.skips.push((tp.clone(), previous + 1, r.offset, at));
+                        }
+                    }
+                    h.trace(&format!("poll {id} {} {} {value}", r.partition, r.offset));
+                    h.count("polled");
+                    h.observed.push((tp, r.offset, value, asked));
+                    last.insert(r.partition, (r.offset, asked));
+                }
+            }
+            pause_ms(0, 30).await;
+        }
+    }
+}
+
 fn fetch_request_for(
     topic: &str,
     topic_id: klamm::protocol::codec::Uuid,
