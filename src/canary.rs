@@ -12,6 +12,8 @@
         feature = "canary-index-off-by-one",
         feature = "canary-fetch-past-high-watermark",
         feature = "canary-retention-deletes-active-segment",
+        feature = "canary-forget-producer-state",
+        feature = "canary-accept-sequence-gap",
     )
 ))]
 compile_error!("canary features plant bugs; they exist only in simulation builds (cargo sim)");
@@ -30,6 +32,11 @@ pub const FETCH_PAST_HIGH_WATERMARK: bool = cfg!(all(madsim, feature = "canary-f
 pub const RETENTION_DELETES_ACTIVE_SEGMENT: bool =
     cfg!(all(madsim, feature = "canary-retention-deletes-active-segment"));
 
+/// Recovery starts every partition with no producer state (no snapshot, no replay).
+pub const FORGET_PRODUCER_STATE: bool = cfg!(all(madsim, feature = "canary-forget-producer-state"));
+/// A batch with a gap in its producer's sequence is appended.
+pub const ACCEPT_SEQUENCE_GAP: bool = cfg!(all(madsim, feature = "canary-accept-sequence-gap"));
+
 /// The canary this build plants, if any.
 pub fn planted() -> Option<&'static str> {
     [
@@ -39,6 +46,8 @@ pub fn planted() -> Option<&'static str> {
         (INDEX_OFF_BY_ONE, "index-off-by-one"),
         (FETCH_PAST_HIGH_WATERMARK, "fetch-past-high-watermark"),
         (RETENTION_DELETES_ACTIVE_SEGMENT, "retention-deletes-active-segment"),
+        (FORGET_PRODUCER_STATE, "forget-producer-state"),
+        (ACCEPT_SEQUENCE_GAP, "accept-sequence-gap"),
     ]
     .into_iter()
     .find_map(|(on, name)| on.then_some(name))

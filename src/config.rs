@@ -35,6 +35,9 @@ pub struct LogConfig {
     pub segment_files_open_max: usize,
     /// The largest decompressed records section of one batch.
     pub decompressed_bytes_max: usize,
+    /// `producer.id.expiration.ms` (a broker key): an idempotent producer's state goes
+    /// once it has not appended for this long.
+    pub producer_id_expiration_ms: i64,
 }
 
 /// Kafka's maximum segment size: positions in the indexes are 32-bit.
@@ -62,6 +65,7 @@ impl Default for LogConfig {
             message_timestamp_after_max_ms: 60 * 60 * 1000,
             segment_files_open_max: 256,
             decompressed_bytes_max: 64 * 1024 * 1024,
+            producer_id_expiration_ms: 24 * 60 * 60 * 1000,
         }
     }
 }

@@ -36,6 +36,12 @@ pub enum ErrorCode {
     KafkaStorageError = 56,
     UnsupportedCompressionType = 76,
     InvalidRecord = 87,
+    CoordinatorLoadInProgress = 14,
+    CoordinatorNotAvailable = 15,
+    OutOfOrderSequenceNumber = 45,
+    DuplicateSequenceNumber = 46,
+    InvalidProducerEpoch = 47,
+    UnknownProducerId = 59,
 }
 
 impl ErrorCode {
@@ -75,6 +81,12 @@ impl ErrorCode {
             ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
             ErrorCode::UnsupportedCompressionType => "UNSUPPORTED_COMPRESSION_TYPE",
             ErrorCode::InvalidRecord => "INVALID_RECORD",
+            ErrorCode::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
+            ErrorCode::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorCode::DuplicateSequenceNumber => "DUPLICATE_SEQUENCE_NUMBER",
+            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
         }
     }
 }
@@ -149,6 +161,12 @@ mod tests {
                 "UNSUPPORTED_COMPRESSION_TYPE",
             ),
             (ErrorCode::InvalidRecord, 87, "INVALID_RECORD"),
+            (ErrorCode::CoordinatorLoadInProgress, 14, "COORDINATOR_LOAD_IN_PROGRESS"),
+            (ErrorCode::CoordinatorNotAvailable, 15, "COORDINATOR_NOT_AVAILABLE"),
+            (ErrorCode::OutOfOrderSequenceNumber, 45, "OUT_OF_ORDER_SEQUENCE_NUMBER"),
+            (ErrorCode::DuplicateSequenceNumber, 46, "DUPLICATE_SEQUENCE_NUMBER"),
+            (ErrorCode::InvalidProducerEpoch, 47, "INVALID_PRODUCER_EPOCH"),
+            (ErrorCode::UnknownProducerId, 59, "UNKNOWN_PRODUCER_ID"),
         ];
         for (code, value, name) in cases {
             assert_eq!(code.code(), value, "{name}");

@@ -12,8 +12,10 @@ use tokio::sync::{oneshot, Mutex, Notify};
 
 use super::partitioner::partition_for_key;
 use super::{bootstrap, fetch_metadata, ClientConfig, ClientError, ClusterMetadata, Connection};
-use crate::protocol::messages::{produce_request, ProduceRequest, ProduceResponse};
-use crate::record::{Compression, RecordBatchBuilder};
+use crate::protocol::messages::{
+    produce_request, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
+};
+use crate::record::{self, Compression, RecordBatchBuilder};
 use crate::server::clock;
 
 #[derive(Clone, Debug, Default)]
@@ -46,6 +48,9 @@ struct Settings {
     retry_backoff: Duration,
     /// `retries`: how often a failed batch is sent again (within `delivery.timeout.ms`).
     retries: u32,
+    /// `enable.idempotence`: batches carry a producer id, epoch and sequence, so that the
+    /// broker writes a retried batch once.
+    idempotent: bool,
     delivery_timeout: Duration,
     request_timeout_ms: i32,
     max_request_size: usize,
@@ -71,6 +76,17 @@ struct Sealed {
     created: tokio::time::Instant,
     /// Times this batch was retried; `retries` bounds it.
     attempts: u32,
+    /// The (producer id, epoch, base sequence) stamped on it when first sent (idempotence).
+    stamp: Option<(i64, i16, i32)>,
+    records_count: i32,
+}
+
+/// An idempotent producer's identity and its next sequence per partition.
+#[derive(Debug, Default)]
+struct Identity {
+    producer_id: i64,
+    epoch: i16,
+    next_sequence: BTreeMap<(String, i32), i32>,
 }
 
 struct State {
@@ -84,6 +100,11 @@ struct State {
     buffered_bytes: usize,
     /// Flushes waiting: send every batch now, whatever `linger.ms` says.
     flushing: usize,
+    /// The producer id and epoch once InitProducerId answered (idempotence only).
+    identity: Option<Identity>,
+    /// A stamped batch failed or the broker rejected a sequence: before sending on, bump the
+    /// epoch (KIP-360), which restarts every partition's sequence at 0.
+    needs_bump: bool,
     closed: bool,
 }
 
@@ -98,16 +119,31 @@ pub struct Producer {
 
 impl Producer {
     pub async fn new(config: ClientConfig) -> Result<Producer, ClientError> {
-        if config.get_or("enable.idempotence", false)? {
-            return Err(ClientError::Config(
-                "enable.idempotence=true needs InitProducerId, which Klamm does not serve yet".into(),
-            ));
-        }
         let acks = match config.get("acks").unwrap_or("all") {
             "all" | "-1" => -1,
             "1" => 1,
             "0" => 0,
             other => return Err(ClientError::Config(format!("invalid value {other} for acks"))),
+        };
+        let retries: u32 = config.get_or("retries", i32::MAX as u32)?;
+        // As the Java client (3.2+): on by default, off without a word when other settings
+        // conflict and it was not asked for, an error when it was.
+        let idempotent = match config.get("enable.idempotence") {
+            None => acks == -1 && retries > 0,
+            Some(_) => {
+                let wanted = config.get_or("enable.idempotence", true)?;
+                if wanted && acks != -1 {
+                    return Err(ClientError::Config(
+                        "Must set acks to all in order to use the idempotent producer".into(),
+                    ));
+                }
+                if wanted && retries == 0 {
+                    return Err(ClientError::Config(
+                        "Must set retries to non-zero when using the idempotent producer".into(),
+                    ));
+                }
+                wanted
+            }
         };
         let compression = match config.get("compression.type").unwrap_or("none") {
             "none" => Compression::None,
@@ -127,7 +163,8 @@ impl Producer {
             linger: Duration::from_millis(config.get_or("linger.ms", 5u64)?),
             compression,
             retry_backoff: Duration::from_millis(config.get_or("retry.backoff.ms", 100u64)?),
-            retries: config.get_or("retries", i32::MAX as u32)?,
+            retries,
+            idempotent,
             delivery_timeout: Duration::from_millis(config.get_or("delivery.timeout.ms", 120_000u64)?),
             request_timeout_ms: config.get_or("request.timeout.ms", 30_000i32)?,
             max_request_size: config.get_or("max.request.size", 1_048_576usize)?,
@@ -141,6 +178,8 @@ impl Producer {
             in_flight: 0,
             buffered_bytes: 0,
             flushing: 0,
+            identity: None,
+            needs_bump: false,
             closed: false,
         };
         let state = Arc::new(Mutex::new(state));
@@ -275,6 +314,11 @@ impl Producer {
     }
 }
 
+const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
+const DUPLICATE_SEQUENCE_NUMBER: i16 = 46;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const UNKNOWN_PRODUCER_ID: i16 = 59;
+
 /// Error codes worth retrying: the leader moved or was not there yet, a timeout, a
 /// storage error on a broker that will restart.
 fn retriable(code: i16) -> bool {
@@ -291,9 +335,18 @@ async fn run_sender(
     let mut connections: BTreeMap<String, Connection> = BTreeMap::new();
     loop {
         let _ = tokio::time::timeout(settings.linger.max(Duration::from_millis(1)), wake.notified()).await;
-        let (ready, routes) = take_ready(&settings, &state).await;
+        let (mut ready, routes) = take_ready(&settings, &state).await;
         if ready.is_empty() {
             continue;
+        }
+        if settings.idempotent {
+            if let Err(e) = ensure_identity(&config, &state).await {
+                for (key, sealed) in ready {
+                    retry_or_fail(&settings, &state, key, sealed, ClientError::Protocol(e.to_string())).await;
+                }
+                continue;
+            }
+            stamp(&state, &mut ready).await;
         }
         // One produce request per leader, with one batch per partition.
         let mut by_leader: BTreeMap<String, Vec<((String, i32), Sealed)>> = BTreeMap::new();
@@ -378,6 +431,7 @@ async fn take_ready(
 }
 
 fn seal(open: Open) -> Sealed {
+    let records_count = open.builder.len();
     Sealed {
         records: open.builder.build().freeze(),
         bytes: open.bytes,
@@ -385,6 +439,68 @@ fn seal(open: Open) -> Sealed {
         waiters: open.waiters,
         created: open.created,
         attempts: 0,
+        stamp: None,
+        records_count,
+    }
+}
+
+/// InitProducerId: a producer id and epoch before the first send, and an epoch bump (with
+/// the current id and epoch, KIP-360) when sequences must start over.
+async fn ensure_identity(config: &ClientConfig, state: &Arc<Mutex<State>>) -> Result<(), ClientError> {
+    let (current, bump) = {
+        let s = state.lock().await;
+        if s.identity.is_some() && !s.needs_bump {
+            return Ok(());
+        }
+        (s.identity.as_ref().map(|i| (i.producer_id, i.epoch)), s.needs_bump)
+    };
+    let mut connection = bootstrap(config).await?;
+    let (producer_id, producer_epoch) = match (current, bump) {
+        (Some(ids), true) => ids,
+        _ => (-1, -1),
+    };
+    let request = InitProducerIdRequest {
+        transactional_id: None,
+        transaction_timeout_ms: i32::MAX,
+        producer_id,
+        producer_epoch,
+        ..Default::default()
+    };
+    // Before v3 the request has no id and epoch: the broker answers with a fresh id, which
+    // serves as well as a bump.
+    let (response, _): (InitProducerIdResponse, i16) = connection.request(&request).await?;
+    if response.error_code != 0 {
+        return Err(ClientError::Kafka(response.error_code, "InitProducerId".into()));
+    }
+    let mut s = state.lock().await;
+    s.identity = Some(Identity {
+        producer_id: response.producer_id,
+        epoch: response.producer_epoch,
+        next_sequence: BTreeMap::new(),
+    });
+    s.needs_bump = false;
+    Ok(())
+}
+
+/// Stamps each batch with the producer id, epoch and the partition's next sequence, unless
+/// it carries them already under the current epoch (a retry keeps its sequence).
+async fn stamp(state: &Arc<Mutex<State>>, ready: &mut [((String, i32), Sealed)]) {
+    let mut s = state.lock().await;
+    let identity = s.identity.as_mut().expect("ensured before stamping");
+    for (key, sealed) in ready.iter_mut() {
+        if sealed
+            .stamp
+            .is_some_and(|(id, epoch, _)| id == identity.producer_id && epoch == identity.epoch)
+        {
+            continue;
+        }
+        let sequence = identity.next_sequence.entry(key.clone()).or_insert(0);
+        let base = *sequence;
+        *sequence = ((base as i64 + sealed.records_count as i64) % (i32::MAX as i64 + 1)) as i32;
+        let mut bytes = bytes::BytesMut::from(&sealed.records[..]);
+        record::set_producer(&mut bytes, identity.producer_id, identity.epoch, base);
+        sealed.records = bytes.freeze();
+        sealed.stamp = Some((identity.producer_id, identity.epoch, base));
     }
 }
 
@@ -452,7 +568,8 @@ async fn complete(
             answers.get(&key).copied()
         };
         match answer {
-            Some((0, base_offset, log_append_time)) => {
+            // DUPLICATE_SEQUENCE_NUMBER: the batch is in the log already (older brokers).
+            Some((0 | DUPLICATE_SEQUENCE_NUMBER, base_offset, log_append_time)) => {
                 let (n, bytes) = (sealed.waiters.len(), sealed.bytes);
                 for (i, (waiter, timestamp)) in sealed.waiters.into_iter().zip(sealed.timestamps).enumerate() {
                     let timestamp = if log_append_time >= 0 {
@@ -471,6 +588,14 @@ async fn complete(
                 let mut s = state.lock().await;
                 s.in_flight -= n;
                 s.buffered_bytes -= bytes;
+            }
+            // The broker's sequence state and ours disagree (it lost batches in a crash, or
+            // expired us): bump the epoch and send again from sequence 0.
+            Some((code @ (OUT_OF_ORDER_SEQUENCE_NUMBER | INVALID_PRODUCER_EPOCH | UNKNOWN_PRODUCER_ID), _, _))
+                if settings.idempotent =>
+            {
+                state.lock().await.needs_bump = true;
+                retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into())).await
             }
             Some((code, _, _)) if retriable(code) => {
                 retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into())).await
@@ -514,6 +639,10 @@ async fn retry_or_fail(
 }
 
 async fn fail(state: &Arc<Mutex<State>>, sealed: Sealed, error: ClientError) {
+    if sealed.stamp.is_some() {
+        // Its sequence may or may not be in the log: the ones after it cannot follow it.
+        state.lock().await.needs_bump = true;
+    }
     let message = error.to_string();
     let (n, bytes) = (sealed.waiters.len(), sealed.bytes);
     for waiter in sealed.waiters {

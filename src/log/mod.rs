@@ -3,11 +3,13 @@
 
 mod checkpoint;
 mod index;
+mod producer_state;
 mod segment;
 mod unified_log;
 
 pub use checkpoint::{LogCheckpoint, CHECKPOINT_FILE_NAME};
 pub use index::{OffsetIndex, TimeIndex};
+pub use producer_state::{last_sequence, BatchMetadata, ProducerStateEntry, ProducerStateManager, SequenceCheck};
 pub use segment::{log_file_name, offset_index_file_name, parse_file_name, time_index_file_name, LogSegment};
 pub use unified_log::{LogAppendInfo, LogDirFailureChannel, LogReadInfo, UnifiedLog};
 

@@ -19,10 +19,11 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Mutex;
 
 use super::checkpoint::LogCheckpoint;
+use super::producer_state::{last_sequence, ProducerStateManager, SequenceCheck};
 use super::segment::{parse_file_name, Found, LogSegment};
 use crate::config::LogConfig;
 use crate::error::{ErrorCode, KafkaError, KafkaResult};
-use crate::io::{Storage, StorageFile};
+use crate::io::{read_to_end, write_atomically, Storage, StorageFile};
 use crate::record::{
     self, crc_matches, AppendOrigin, BatchFrames, BatchHeader, Records, TimestampType, ValidationLimits,
     RECORD_BATCH_OVERHEAD,
@@ -85,6 +86,9 @@ pub struct LogAppendInfo {
     /// Where the batches start in the segment's `.log` file.
     pub position: u64,
     pub bytes: u64,
+    /// A retried idempotent batch already in the log: nothing was appended, and the
+    /// offsets are the original ones.
+    pub duplicate: bool,
 }
 
 /// What a read found: whole batches from one segment, as bytes and as the file range they
@@ -124,6 +128,8 @@ struct LogState<S: Storage> {
     log_end_offset: i64,
     high_watermark: i64,
     recovery_point: i64,
+    /// The idempotent producers' sequence state, as of the log end offset.
+    producers: ProducerStateManager,
     messages_since_flush: i64,
     last_flush_ms: i64,
     use_tick: u64,
@@ -222,6 +228,7 @@ impl<S: Storage> UnifiedLog<S> {
             log_end_offset,
             high_watermark: log_start_offset,
             recovery_point: recover_from,
+            producers: ProducerStateManager::default(),
             messages_since_flush: 0,
             last_flush_ms: now_ms,
             use_tick: 0,
@@ -240,6 +247,7 @@ impl<S: Storage> UnifiedLog<S> {
         {
             // Make what recovery kept durable, so that recovering again gives the same log.
             let mut state = log.state.lock().await;
+            log.load_producer_state(&mut state, now_ms).await?;
             log.flush_locked(&mut state, now_ms).await?;
             log.write_checkpoint(&state).await?;
             log.check_invariants(&state);
@@ -280,6 +288,49 @@ impl<S: Storage> UnifiedLog<S> {
         let summaries = self.validate(&records, origin, now_ms)?;
         let mut state = self.state.lock().await;
         self.check_online()?;
+        if origin == AppendOrigin::Client {
+            for (_, summary) in &summaries {
+                let h = &summary.header;
+                if h.producer_id < 0 {
+                    continue;
+                }
+                let last_seq = last_sequence(h.base_sequence, h.last_offset_delta);
+                let check = match state
+                    .producers
+                    .check(h.producer_id, h.producer_epoch, h.base_sequence, last_seq)
+                {
+                    Err(e) if crate::canary::ACCEPT_SEQUENCE_GAP && e.code == ErrorCode::OutOfOrderSequenceNumber => {
+                        Ok(SequenceCheck::Append)
+                    }
+                    check => check,
+                };
+                if let SequenceCheck::Duplicate(batch) = check? {
+                    if summaries.len() != 1 {
+                        return Err(KafkaError::new(
+                            ErrorCode::InvalidRecord,
+                            "a retried idempotent batch must come alone",
+                        ));
+                    }
+                    drop(state);
+                    // The original may still wait for its sync: answer only once it is durable.
+                    if config.durable() && !crate::canary::ACK_BEFORE_SYNC {
+                        self.sync_to(batch.last_offset + 1).await?;
+                    }
+                    return Ok(LogAppendInfo {
+                        first_offset: batch.first_offset,
+                        last_offset: batch.last_offset,
+                        max_timestamp: -1,
+                        offset_of_max_timestamp: batch.first_offset,
+                        log_append_time: -1,
+                        records_count: 0,
+                        segment_base_offset: -1,
+                        position: 0,
+                        bytes: 0,
+                        duplicate: true,
+                    });
+                }
+            }
+        }
         let bytes = records.len() as u64;
         let active_size = state
             .segments
@@ -337,6 +388,19 @@ impl<S: Storage> UnifiedLog<S> {
             .await
             .map_err(|e| self.fail("append", e))?;
         state.log_end_offset = next_offset;
+        for (_, header) in &batches {
+            if header.producer_id >= 0 && !header.is_control() {
+                state.producers.update(
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence,
+                    last_sequence(header.base_sequence, header.last_offset_delta),
+                    header.base_offset,
+                    header.last_offset(),
+                    now_ms,
+                );
+            }
+        }
         state.messages_since_flush += records_count;
         let flush_now = !config.durable()
             && (state.messages_since_flush >= config.flush_messages || now_ms - state.last_flush_ms >= config.flush_ms);
@@ -360,6 +424,7 @@ impl<S: Storage> UnifiedLog<S> {
             segment_base_offset,
             position,
             bytes,
+            duplicate: false,
         })
     }
 
@@ -539,6 +604,18 @@ impl<S: Storage> UnifiedLog<S> {
     }
 
     /// Sets the high watermark, which the ReplicaManager owns. Clamped to the log.
+    /// Moves the high watermark up to `high_watermark` (never down): appends that finish
+    /// out of order (a group commit wakes its waiters in any order) each raise it to their
+    /// own end.
+    pub async fn advance_high_watermark(&self, high_watermark: i64) -> i64 {
+        let mut state = self.state.lock().await;
+        state.high_watermark = state
+            .high_watermark
+            .max(high_watermark.clamp(state.log_start_offset, state.log_end_offset));
+        self.check_invariants(&state);
+        state.high_watermark
+    }
+
     pub async fn update_high_watermark(&self, high_watermark: i64) -> i64 {
         let mut state = self.state.lock().await;
         state.high_watermark = high_watermark.clamp(state.log_start_offset, state.log_end_offset);
@@ -672,6 +749,10 @@ impl<S: Storage> UnifiedLog<S> {
         state.high_watermark = state.high_watermark.min(end);
         state.recovery_point = state.recovery_point.min(end);
         self.flushed_offset.fetch_min(end, Ordering::AcqRel);
+        let now_ms = state.last_flush_ms;
+        self.load_producer_state(&mut state, now_ms)
+            .await
+            .map_err(|e| self.fail("producer state", e))?;
         self.write_checkpoint(&state)
             .await
             .map_err(|e| self.fail("checkpoint", e))?;
@@ -710,6 +791,10 @@ impl<S: Storage> UnifiedLog<S> {
         state.high_watermark = offset;
         state.recovery_point = offset;
         self.flushed_offset.store(offset, Ordering::Release);
+        let now_ms = state.last_flush_ms;
+        self.load_producer_state(state, now_ms)
+            .await
+            .map_err(|e| self.fail("producer state", e))?;
         self.write_checkpoint(state)
             .await
             .map_err(|e| self.fail("checkpoint", e))?;
@@ -757,9 +842,154 @@ impl<S: Storage> UnifiedLog<S> {
         self.flush_locked(&mut state, now_ms)
             .await
             .map_err(|e| self.fail("flush", e))?;
+        self.take_producer_snapshot(&state)
+            .await
+            .map_err(|e| self.fail("producer snapshot", e))?;
         self.write_checkpoint(&state)
             .await
             .map_err(|e| self.fail("checkpoint", e))
+    }
+
+    /// Drops producers idle for `producer.id.expiration.ms` (the scheduler calls this).
+    pub async fn remove_expired_producers(&self, now_ms: i64) -> usize {
+        let expiration_ms = self.config().producer_id_expiration_ms;
+        self.state.lock().await.producers.remove_expired(now_ms, expiration_ms)
+    }
+
+    /// The sequence state of one producer: (epoch, last sequence), for tests and tools.
+    pub async fn producer_state(&self, producer_id: i64) -> Option<(i16, i32)> {
+        let state = self.state.lock().await;
+        let entry = state.producers.get(producer_id)?;
+        Some((entry.epoch, entry.batches.back().map(|b| b.last_seq).unwrap_or(-1)))
+    }
+
+    /// Writes `<log end offset>.snapshot` of the producer state (atomically, synced) and
+    /// removes all but the two newest snapshots.
+    async fn take_producer_snapshot(&self, state: &LogState<S>) -> io::Result<()> {
+        let path = self.dir.join(producer_snapshot_file_name(state.log_end_offset));
+        write_atomically(&self.storage, &path, Bytes::from(state.producers.encode_snapshot())).await?;
+        let mut snapshots = self.producer_snapshots().await?;
+        snapshots.sort_unstable();
+        let doomed = snapshots.len().saturating_sub(PRODUCER_SNAPSHOTS_KEPT);
+        for offset in snapshots.into_iter().take(doomed) {
+            self.storage
+                .remove(&self.dir.join(producer_snapshot_file_name(offset)))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn producer_snapshots(&self) -> io::Result<Vec<i64>> {
+        Ok(self
+            .storage
+            .list(&self.dir)
+            .await?
+            .iter()
+            .filter_map(|name| name.strip_suffix(".snapshot").and_then(|o| o.parse().ok()))
+            .collect())
+    }
+
+    /// Rebuilds the producer state as of the log end offset: the newest valid snapshot at or
+    /// below it (later or damaged snapshots are removed), then every batch after it, from
+    /// the disk. With no snapshot, the replay starts at the log start offset.
+    async fn load_producer_state(&self, state: &mut LogState<S>, now_ms: i64) -> io::Result<()> {
+        let mut snapshots = self.producer_snapshots().await?;
+        snapshots.sort_unstable_by(|a, b| b.cmp(a));
+        let mut loaded = None;
+        for offset in snapshots {
+            let path = self.dir.join(producer_snapshot_file_name(offset));
+            if loaded.is_none() && offset <= state.log_end_offset {
+                let bytes = read_to_end(&self.storage, &path, PRODUCER_SNAPSHOT_BYTES_MAX).await;
+                if let Some(producers) = bytes.ok().and_then(|b| ProducerStateManager::decode_snapshot(&b)) {
+                    loaded = Some((offset, producers));
+                    continue;
+                }
+            }
+            if loaded.is_none() || offset > state.log_end_offset {
+                self.storage.remove(&path).await?;
+            }
+        }
+        let (from, mut producers) = loaded.unwrap_or((state.log_start_offset, ProducerStateManager::default()));
+        if crate::canary::FORGET_PRODUCER_STATE {
+            state.producers = ProducerStateManager::default();
+            return Ok(());
+        }
+        let from = from.max(state.log_start_offset);
+        if from >= state.log_end_offset {
+            state.producers = producers;
+            return Ok(());
+        }
+        let bases: Vec<i64> = state.segments.keys().copied().collect();
+        let first = state
+            .segments
+            .range(..=from)
+            .next_back()
+            .map(|(&b, _)| b)
+            .unwrap_or(bases[0]);
+        let config = self.config();
+        for base in bases.into_iter().filter(|&b| b >= first) {
+            let segment = state.segments.get_mut(&base).expect("listed");
+            let size = segment.size;
+            // In the first segment, start at the batch holding `from` (the index finds it).
+            let mut position = 0u64;
+            if base == first {
+                if let Found::Batch(at, _) = segment.find_batch(&self.storage, &config, from).await? {
+                    position = at;
+                }
+            }
+            let file = segment.file(&self.storage).await?;
+            while position < size {
+                let chunk = file
+                    .read_at(position, PRODUCER_REPLAY_CHUNK_BYTES.min((size - position) as usize))
+                    .await?;
+                let mut consumed = 0usize;
+                let mut whole = false;
+                for (at, header, batch) in BatchFrames::new(&chunk) {
+                    whole = true;
+                    consumed = at + batch.len();
+                    if header.next_offset() <= from || header.base_offset >= state.log_end_offset {
+                        continue;
+                    }
+                    if header.producer_id >= 0 && !header.is_control() {
+                        producers.update(
+                            header.producer_id,
+                            header.producer_epoch,
+                            header.base_sequence,
+                            last_sequence(header.base_sequence, header.last_offset_delta),
+                            header.base_offset,
+                            header.last_offset(),
+                            now_ms,
+                        );
+                    }
+                }
+                if !whole {
+                    // Recovery left whole batches only; a batch larger than a chunk is read whole.
+                    let header = file.read_at(position, RECORD_BATCH_OVERHEAD).await?;
+                    let Some(h) = BatchHeader::parse(&header).ok() else {
+                        break;
+                    };
+                    consumed = h.size();
+                    if h.next_offset() > from
+                        && h.base_offset < state.log_end_offset
+                        && h.producer_id >= 0
+                        && !h.is_control()
+                    {
+                        producers.update(
+                            h.producer_id,
+                            h.producer_epoch,
+                            h.base_sequence,
+                            last_sequence(h.base_sequence, h.last_offset_delta),
+                            h.base_offset,
+                            h.last_offset(),
+                            now_ms,
+                        );
+                    }
+                }
+                position += consumed.max(1) as u64;
+            }
+        }
+        state.producers = producers;
+        Ok(())
     }
 
     /// Removes the log's files and its directory (the topic was deleted). Every later call
@@ -945,6 +1175,7 @@ impl<S: Storage> UnifiedLog<S> {
         let segment = LogSegment::create(&self.storage, &self.dir, log_end_offset).await?;
         self.storage.sync_dir(&self.dir).await?;
         state.segments.insert(log_end_offset, segment);
+        self.take_producer_snapshot(state).await?;
         self.write_checkpoint(state).await?;
         self.evict_files(state);
         Ok(())
@@ -1194,6 +1425,18 @@ fn first_record_at_or_after(
         }
     }
     Ok(None)
+}
+
+/// Producer snapshots kept in a log directory.
+const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
+/// Bytes a producer snapshot may have, at most.
+const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 64 << 20;
+/// Bytes read at a time while replaying batches into the producer state.
+const PRODUCER_REPLAY_CHUNK_BYTES: usize = 1 << 20;
+
+/// Kafka's name for a producer state snapshot: the log end offset it was taken at.
+pub fn producer_snapshot_file_name(offset: i64) -> String {
+    format!("{offset:020}.snapshot")
 }
 
 fn corrupt(base: i64, position: u64) -> KafkaError {

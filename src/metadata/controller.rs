@@ -3,7 +3,7 @@
 
 use super::image::MetadataImage;
 use super::records::MetadataRecord;
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, KafkaError};
 use crate::protocol::codec::Uuid;
 
 /// Kafka's limit on topic name length.
@@ -262,6 +262,28 @@ impl QuorumController {
         (records, results)
     }
 
+    /// Kafka's AllocateProducerIds: the next block of [`PRODUCER_ID_BLOCK_SIZE`] ids for
+    /// `broker_id`, as the record that hands it out and the block `(first, count)`. Ids are
+    /// never handed out twice: the block is the broker's once the record is committed.
+    pub fn allocate_producer_ids(
+        &self,
+        image: &MetadataImage,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> Result<(MetadataRecord, (i64, i64)), KafkaError> {
+        let first = image.next_producer_id;
+        let next = first
+            .checked_add(PRODUCER_ID_BLOCK_SIZE)
+            .filter(|n| *n < i64::MAX)
+            .ok_or_else(|| KafkaError::new(ErrorCode::UnknownServerError, "producer ids are exhausted"))?;
+        let record = MetadataRecord::ProducerIds {
+            broker_id,
+            broker_epoch,
+            next_producer_id: next,
+        };
+        Ok((record, (first, PRODUCER_ID_BLOCK_SIZE)))
+    }
+
     /// The record that registers this broker, unless the image already has it as it is.
     pub fn register_broker(&self, image: &MetadataImage, host: &str, port: i32, epoch: i64) -> Option<MetadataRecord> {
         let current = image.brokers.get(&self.node_id);
@@ -276,6 +298,9 @@ impl QuorumController {
         })
     }
 }
+
+/// Producer ids per block, as Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`.
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 
 /// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, not "." or "..".
 pub fn validate_topic_name(name: &str) -> Result<(), String> {

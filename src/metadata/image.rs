@@ -36,6 +36,8 @@ pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicImage>,
     /// The offset after the last record replayed.
     pub offset: i64,
+    /// The first producer id of the next block the controller hands out.
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -97,6 +99,13 @@ impl MetadataImage {
                         None => topic.configs.remove(key),
                     };
                 }
+            }
+            MetadataRecord::ProducerIds { next_producer_id, .. } => {
+                assert!(
+                    *next_producer_id > self.next_producer_id,
+                    "producer id blocks only move forward"
+                );
+                self.next_producer_id = *next_producer_id;
             }
         }
     }

@@ -36,6 +36,13 @@ pub enum MetadataRecord {
         key: String,
         value: Option<String>,
     },
+    /// Kafka's ProducerIdsRecord: a block of producer ids went to `broker_id`;
+    /// `next_producer_id` is the first id of the next block.
+    ProducerIds {
+        broker_id: i32,
+        broker_epoch: i64,
+        next_producer_id: i64,
+    },
 }
 
 const REGISTER_BROKER: u8 = 1;
@@ -43,6 +50,7 @@ const TOPIC: u8 = 2;
 const PARTITION: u8 = 3;
 const REMOVE_TOPIC: u8 = 4;
 const TOPIC_CONFIG: u8 = 5;
+const PRODUCER_IDS: u8 = 6;
 
 pub fn encode_record(record: &MetadataRecord) -> Bytes {
     let mut w = BytesMut::new();
@@ -101,6 +109,17 @@ pub fn encode_record(record: &MetadataRecord) -> Bytes {
                 None => w.put_u8(0),
             }
         }
+        MetadataRecord::ProducerIds {
+            broker_id,
+            broker_epoch,
+            next_producer_id,
+        } => {
+            w.put_u8(PRODUCER_IDS);
+            w.put_u8(0);
+            w.put_i32(*broker_id);
+            w.put_i64(*broker_epoch);
+            w.put_i64(*next_producer_id);
+        }
     }
     w.freeze()
 }
@@ -141,6 +160,11 @@ pub fn decode_record(bytes: Bytes) -> Result<MetadataRecord, DecodeError> {
             };
             MetadataRecord::TopicConfig { name, key, value }
         }
+        PRODUCER_IDS => MetadataRecord::ProducerIds {
+            broker_id: r.read_i32()?,
+            broker_epoch: r.read_i64()?,
+            next_producer_id: r.read_i64()?,
+        },
         other => return Err(DecodeError::BadLength(other as i64)),
     };
     r.expect_end()?;

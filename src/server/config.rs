@@ -58,6 +58,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("log.flush.interval.ms", ""),
     ("log.message.timestamp.type", "CreateTime"),
     ("log.retention.check.interval.ms", "300000"),
+    ("producer.id.expiration.ms", "86400000"),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
     ("max.connections", "1000"),
@@ -203,8 +204,16 @@ impl ServerConfig {
             flush_ms,
             max_message_bytes: number(get, "message.max.bytes")?,
             message_timestamp_type: timestamp_type,
+            producer_id_expiration_ms: number(get, "producer.id.expiration.ms")?,
             ..LogConfig::default()
         };
+        if log.producer_id_expiration_ms < 1 {
+            return Err(invalid(
+                "producer.id.expiration.ms",
+                &get("producer.id.expiration.ms"),
+                "must be at least 1",
+            ));
+        }
         log.validate()
             .map_err(|why| format!("Invalid configuration: log.{why}"))?;
         let num_partitions: i32 = number(get, "num.partitions")?;

@@ -64,6 +64,7 @@ const APIS: &[Api] = &[
     api::<DescribeClusterRequest>(0, 1),
     api::<AlterConfigsRequest>(0, 2),
     api::<IncrementalAlterConfigsRequest>(0, 1),
+    api::<InitProducerIdRequest>(0, 4),
 ];
 
 /// Without an authorizer every client may do everything a resource supports; these are
@@ -135,6 +136,7 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
         DescribeClusterRequest => describe_cluster,
         AlterConfigsRequest => alter_configs,
         IncrementalAlterConfigsRequest => incremental_alter_configs,
+        InitProducerIdRequest => init_producer_id,
     }
 }
 
@@ -1022,6 +1024,47 @@ async fn create_partitions<S: Storage>(
         results: out,
         ..Default::default()
     })
+}
+
+/// InitProducerId for idempotent producers: a fresh producer id at epoch 0, or, with the
+/// producer's current id and epoch (v3+, KIP-360), the same id at the next epoch, which
+/// resets its sequences (a new id once the epoch is exhausted). Transactional ids need the
+/// transaction coordinator, which Klamm does not have yet.
+async fn init_producer_id<S: Storage>(
+    broker: &Broker<S>,
+    request: InitProducerIdRequest,
+    _version: i16,
+) -> Option<InitProducerIdResponse> {
+    let mut response = InitProducerIdResponse {
+        producer_id: -1,
+        producer_epoch: -1,
+        ongoing_txn_producer_id: -1,
+        ongoing_txn_producer_epoch: -1,
+        ..Default::default()
+    };
+    if request.transactional_id.as_deref().is_some_and(|t| !t.is_empty()) {
+        response.error_code = ErrorCode::CoordinatorNotAvailable.code();
+        return Some(response);
+    }
+    let bump = request.producer_id >= 0 && request.producer_epoch >= 0;
+    if bump && request.producer_id >= broker.image().next_producer_id {
+        // Never handed out: not this cluster's producer.
+        response.error_code = ErrorCode::InvalidProducerEpoch.code();
+        return Some(response);
+    }
+    if bump && request.producer_epoch < i16::MAX - 1 {
+        response.producer_id = request.producer_id;
+        response.producer_epoch = request.producer_epoch + 1;
+        return Some(response);
+    }
+    match broker.next_producer_id().await {
+        Ok(id) => {
+            response.producer_id = id;
+            response.producer_epoch = 0;
+        }
+        Err(e) => response.error_code = e.code.code(),
+    }
+    Some(response)
 }
 
 async fn describe_cluster<S: Storage>(

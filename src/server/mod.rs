@@ -39,6 +39,8 @@ pub struct Broker<S: Storage> {
     controller_lock: Mutex<()>,
     pub replicas: ReplicaManager<S>,
     pub failure: Arc<LogDirFailureChannel>,
+    /// The block of producer ids this broker hands out: `(next, end)`.
+    producer_ids: Mutex<(i64, i64)>,
 }
 
 impl<S: Storage> Broker<S> {
@@ -88,6 +90,7 @@ impl<S: Storage> Broker<S> {
             controller_lock: Mutex::new(()),
             replicas,
             failure,
+            producer_ids: Mutex::new((0, 0)),
         });
         let registration = {
             let image = broker.image();
@@ -131,6 +134,31 @@ impl<S: Storage> Broker<S> {
             *self.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(image);
         }
         self.replicas.apply(&self.image(), now_ms).await
+    }
+
+    /// A producer id no one else has: from this broker's block, taking a new block from the
+    /// controller (a committed ProducerIds record) when it runs out. Ids of a block that a
+    /// restart abandons are never used.
+    pub async fn next_producer_id(&self) -> KafkaResult<i64> {
+        let mut block = self.producer_ids.lock().await;
+        if block.0 >= block.1 {
+            let now = clock::now_ms();
+            let _guard = self.controller_lock.lock().await;
+            let image = self.image();
+            let epoch = image
+                .brokers
+                .get(&self.config.node_id)
+                .map(|b| b.broker_epoch)
+                .unwrap_or(-1);
+            let (record, (first, count)) = self
+                .controller
+                .allocate_producer_ids(&image, self.config.node_id, epoch)?;
+            self.commit(vec![record], now).await?;
+            *block = (first, first + count);
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
     }
 
     /// Creates topics through the controller; `validate_only` checks without creating.

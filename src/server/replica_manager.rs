@@ -170,6 +170,7 @@ impl<S: Storage> ReplicaManager<S> {
                 segment_base_offset: -1,
                 position: 0,
                 bytes: 0,
+                duplicate: false,
             };
             tokio::spawn(async move {
                 if let Ok(info) = partition
@@ -177,7 +178,7 @@ impl<S: Storage> ReplicaManager<S> {
                     .append_as_leader(records, partition.leader_epoch, AppendOrigin::Client, now_ms)
                     .await
                 {
-                    partition.log.update_high_watermark(info.last_offset + 1).await;
+                    partition.log.advance_high_watermark(info.last_offset + 1).await;
                 }
             });
             return Ok((predicted, log_start_offset));
@@ -186,8 +187,10 @@ impl<S: Storage> ReplicaManager<S> {
             .log
             .append_as_leader(records, partition.leader_epoch, AppendOrigin::Client, now_ms)
             .await?;
-        partition.log.update_high_watermark(info.last_offset + 1).await;
-        self.appended.notify_waiters();
+        if !info.duplicate {
+            partition.log.advance_high_watermark(info.last_offset + 1).await;
+            self.appended.notify_waiters();
+        }
         let log_start_offset = partition.log.log_start_offset().await;
         Ok((info, log_start_offset))
     }
@@ -197,6 +200,7 @@ impl<S: Storage> ReplicaManager<S> {
         for partition in self.partitions() {
             let _ = partition.log.delete_old_segments(now_ms).await;
             let _ = partition.log.maybe_flush(now_ms).await;
+            partition.log.remove_expired_producers(now_ms).await;
         }
     }
 
