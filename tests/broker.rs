@@ -917,3 +917,109 @@ async fn idle_connections_are_closed() {
     }
     running.stop().await;
 }
+
+fn idempotent_batch(values: &[&str], producer_id: i64, epoch: i16, sequence: i32) -> Bytes {
+    let mut b = RecordBatchBuilder::new(Compression::None).producer(producer_id, epoch, sequence);
+    for v in values {
+        b.append(
+            1_700_000_000_000,
+            None,
+            Some(v.as_bytes()),
+            &[("h", Some(b"1")), ("h", Some(b"2"))],
+        );
+    }
+    b.build().freeze()
+}
+
+async fn init_producer_id(client: &mut Client, producer_id: i64, epoch: i16, version: i16) -> (i16, i64, i16) {
+    let request = InitProducerIdRequest {
+        transactional_id: None,
+        transaction_timeout_ms: 60_000,
+        producer_id,
+        producer_epoch: epoch,
+        ..Default::default()
+    };
+    let response: InitProducerIdResponse = client.send(&request, version).await;
+    (response.error_code, response.producer_id, response.producer_epoch)
+}
+
+/// Produce of one idempotent batch: (error code, base offset).
+async fn produce_idempotent(client: &mut Client, topic: &str, records: Bytes) -> (i16, i64) {
+    let response: ProduceResponse = client.send(&produce_request(topic, records, -1), 9).await;
+    let p = &response.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_produce_writes_each_batch_once_across_restarts() {
+    const OUT_OF_ORDER: i16 = 45;
+    const FENCED: i16 = 47;
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &["num.partitions=1", "log.segment.bytes=300"]).await;
+    let mut client = Client::connect(running.address).await;
+    let id = topic_id(&mut client, "idem").await;
+    for version in 0..=4 {
+        let (error, pid, epoch) = init_producer_id(&mut client, -1, -1, version).await;
+        assert_eq!((error, epoch), (0, 0), "v{version}");
+        assert!(pid >= 0);
+    }
+    let (_, pid, _) = init_producer_id(&mut client, -1, -1, 4).await;
+    let (_, other, _) = init_producer_id(&mut client, -1, -1, 4).await;
+    assert_ne!(pid, other, "ids are never handed out twice");
+    // Sequences 0.., then a retry of the last batch, a gap, a stale epoch.
+    let cases: &[(&str, &[&str], i16, i32, (i16, i64))] = &[
+        ("first", &["a0", "a1"], 0, 0, (0, 0)),
+        ("next", &["a2"], 0, 2, (0, 2)),
+        ("retry of the last", &["a2"], 0, 2, (0, 2)),
+        ("retry of the first", &["a0", "a1"], 0, 0, (0, 0)),
+        ("gap", &["a9"], 0, 9, (OUT_OF_ORDER, -1)),
+        ("new epoch not at 0", &["b0"], 1, 3, (OUT_OF_ORDER, -1)),
+        ("new epoch at 0", &["b0"], 1, 0, (0, 3)),
+        ("stale epoch", &["a3"], 0, 3, (FENCED, -1)),
+    ];
+    for (name, values, epoch, sequence, want) in cases {
+        let got = produce_idempotent(&mut client, "idem", idempotent_batch(values, pid, *epoch, *sequence)).await;
+        assert_eq!(got, *want, "{name}");
+    }
+    // KIP-360: a bump with the current id and epoch keeps the id.
+    assert_eq!(init_producer_id(&mut client, pid, 1, 4).await, (0, pid, 2));
+    assert_eq!(
+        produce_idempotent(&mut client, "idem", idempotent_batch(&["c0"], pid, 2, 0)).await,
+        (0, 4)
+    );
+    running.stop().await;
+
+    // After a clean restart the window survives (the snapshot written at shutdown).
+    let running = start(dir.path(), &[]).await;
+    let mut client = Client::connect(running.address).await;
+    assert_eq!(
+        produce_idempotent(&mut client, "idem", idempotent_batch(&["c0"], pid, 2, 0)).await,
+        (0, 4),
+        "a retry after a restart is still a duplicate"
+    );
+    assert_eq!(
+        produce_idempotent(&mut client, "idem", idempotent_batch(&["c1"], pid, 2, 1)).await,
+        (0, 5)
+    );
+    let (_, next_pid, _) = init_producer_id(&mut client, -1, -1, 4).await;
+    assert!(next_pid > other, "a restart never hands out an id again");
+    // One fetch answers from one segment; the log rolled every few batches.
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let response: FetchResponse = client.send(&fetch_request("idem", id, got.len() as i64, 13), 13).await;
+        got.extend(values(response.responses[0].partitions[0].records.as_ref().unwrap()));
+    }
+    assert_eq!(got, ["a0", "a1", "a2", "b0", "c0", "c1"].map(String::from).to_vec());
+    running.broker.replicas.partition("idem", 0).unwrap();
+    // A stop without the shutdown's snapshot (kill -9): recovery replays the log.
+    running.server.abort();
+    drop(running.broker);
+    let running = start(dir.path(), &[]).await;
+    let mut client = Client::connect(running.address).await;
+    assert_eq!(
+        produce_idempotent(&mut client, "idem", idempotent_batch(&["c1"], pid, 2, 1)).await,
+        (0, 5),
+        "a retry after a crash is still a duplicate"
+    );
+    running.stop().await;
+}

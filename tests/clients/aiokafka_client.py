@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
 async def produce(bootstrap, topic, count):
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip", enable_idempotence=False)
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type="gzip", enable_idempotence=True)
     await p.start()
     try:
         for i in range(count):

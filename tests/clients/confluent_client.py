@@ -17,7 +17,7 @@ def produce(bootstrap, topic, count):
     errors = []
     for codec in CODECS:
         p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "compression.type": codec,
-                      "enable.idempotence": False, "linger.ms": 5})
+                      "enable.idempotence": True, "linger.ms": 5})
         for _ in range(per_codec):
             p.produce(topic, key=b"key-%d" % sent, value=b"value-%d" % sent, headers=[("h", b"1"), ("h", b"2")],
                       timestamp=1_000_000 + sent, on_delivery=lambda err, msg: err and errors.append(err))

@@ -18,7 +18,7 @@ async function main() {
     if ((await admin.listTopics()).includes(topic)) throw new Error('deleted topic still listed');
     await admin.disconnect();
   } else if (phase === 'produce') {
-    const producer = kafka.producer({ idempotent: false });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const messages = [];
     for (let i = 0; i < Number(count); i++) messages.push({ key: `key-${i}`, value: `value-${i}`, headers: { h: '1' }, partition: 0 });
