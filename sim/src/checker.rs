@@ -58,6 +58,9 @@ pub struct FinalLog {
     pub records: BTreeMap<i64, String>,
     /// The read stopped here on a corrupt batch.
     pub unreadable_from: Option<i64>,
+    /// Idempotent batches in offset order: (base offset, producer id, epoch, first and
+    /// last sequence).
+    pub producer_batches: Vec<(i64, i64, i16, i32, i32)>,
 }
 
 #[derive(Default)]
@@ -67,6 +70,9 @@ pub struct History {
     pub acked: BTreeMap<String, Ack>,
     /// Writers whose producer retries: a record of theirs may appear twice.
     pub retrying_writers: BTreeSet<u32>,
+    /// Idempotent writers: never a duplicate, and their records keep their order within a
+    /// partition.
+    pub idempotent_writers: BTreeSet<u32>,
     pub losses: Vec<Loss>,
     /// (partition, offset, value, time) as consumers saw them.
     pub observed: Vec<(Tp, i64, String, i64)>,
@@ -236,6 +242,47 @@ impl History {
                         ));
                     }
                 }
+            }
+        }
+        // producer-order: an idempotent writer's records keep their order in a partition
+        // (values are `w{writer}-{n}`, n counting up).
+        for (tp, log) in finals {
+            let mut last: BTreeMap<u32, (u64, i64)> = BTreeMap::new();
+            for (offset, value) in &log.records {
+                let Some(sent) = self.sent.get(value) else { continue };
+                if !self.idempotent_writers.contains(&sent.writer) {
+                    continue;
+                }
+                let n: u64 = value.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                if let Some(&(previous, at)) = last.get(&sent.writer) {
+                    if n < previous {
+                        violations.push((
+                            "producer-order",
+                            format!(
+                                "{tp:?}: w{}-{n} at {offset} after w{}-{previous} at {at}",
+                                sent.writer, sent.writer
+                            ),
+                        ));
+                    }
+                }
+                last.insert(sent.writer, (n, *offset));
+            }
+            // sequence-gap: within one producer epoch, the batches in the log continue each
+            // other's sequences (a gap means the broker appended out of order).
+            let mut next: BTreeMap<(i64, i16), (i32, i64)> = BTreeMap::new();
+            for &(offset, producer_id, epoch, first_seq, last_seq) in &log.producer_batches {
+                if let Some(&(want, at)) = next.get(&(producer_id, epoch)) {
+                    if first_seq != want {
+                        violations.push((
+                            "sequence-gap",
+                            format!(
+                                "{tp:?}: producer {producer_id} epoch {epoch}: sequence {first_seq} at offset {offset}, expected {want} after offset {at}"
+                            ),
+                        ));
+                    }
+                }
+                let following = if last_seq == i32::MAX { 0 } else { last_seq + 1 };
+                next.insert((producer_id, epoch), (following, offset));
             }
         }
         // inconsistent-offsets: what a consumer read is what the log holds, unless a loss

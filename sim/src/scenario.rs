@@ -26,6 +26,8 @@ pub struct Spec {
     /// Whether the topic may have `retention.ms` (and the admin may change it).
     pub retention: bool,
     pub fault_seconds: u64,
+    /// The chance that a writer is an idempotent producer.
+    pub idempotent_share: f64,
 }
 
 const TOPIC: &str = "t";
@@ -110,24 +112,33 @@ pub async fn run(spec: Spec) -> Outcome {
     );
     let mut tasks = Vec::new();
     for id in 0..1 + rng.below(3) as u32 {
+        let idempotent = rng.chance(spec.idempotent_share);
         let spec = WriterSpec {
             id,
-            acks: [0i16, 1, -1][rng.below(3) as usize],
+            acks: if idempotent {
+                -1
+            } else {
+                [0i16, 1, -1][rng.below(3) as usize]
+            },
             linger_ms: [0u64, 5, 20][rng.below(3) as usize],
             compression: ["none", "gzip", "snappy", "lz4", "zstd"][rng.below(5) as usize],
-            retries: rng.chance(0.3),
+            retries: idempotent || rng.chance(0.3),
             explicit_partition: rng.chance(0.5),
             pause_ms_max: [5u64, 20, 50][rng.below(3) as usize],
+            idempotent,
         };
-        if spec.retries {
+        if idempotent {
+            history.lock().idempotent_writers.insert(id);
+        } else if spec.retries {
             history.lock().retrying_writers.insert(id);
         }
         description.push_str(&format!(
-            "\n    writer {id}: acks={} linger.ms={} compression.type={} retries={}",
+            "\n    writer {id}: acks={} linger.ms={} compression.type={} retries={} enable.idempotence={}",
             spec.acks,
             spec.linger_ms,
             spec.compression,
-            if spec.retries { "max" } else { "0" }
+            if spec.retries { "max" } else { "0" },
+            spec.idempotent
         ));
         tasks.push(client.spawn(workload::writer(spec, env.clone())));
     }

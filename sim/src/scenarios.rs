@@ -11,6 +11,7 @@ pub async fn produce_crash() -> Outcome {
         admin: false,
         retention: false,
         fault_seconds: 10,
+        idempotent_share: 0.3,
     })
     .await
 }
@@ -22,6 +23,7 @@ pub async fn power_loss() -> Outcome {
         admin: false,
         retention: false,
         fault_seconds: 10,
+        idempotent_share: 0.3,
     })
     .await
 }
@@ -39,6 +41,7 @@ pub async fn network() -> Outcome {
         admin: false,
         retention: false,
         fault_seconds: 10,
+        idempotent_share: 0.3,
     })
     .await
 }
@@ -57,6 +60,7 @@ pub async fn disk_faults() -> Outcome {
         admin: false,
         retention: false,
         fault_seconds: 10,
+        idempotent_share: 0.3,
     })
     .await
 }
@@ -68,6 +72,7 @@ pub async fn admin_retention() -> Outcome {
         admin: true,
         retention: true,
         fault_seconds: 15,
+        idempotent_share: 0.3,
     })
     .await
 }
@@ -79,6 +84,30 @@ pub async fn swarm() -> Outcome {
         admin: true,
         retention: true,
         fault_seconds: 15,
+        idempotent_share: 0.3,
+    })
+    .await
+}
+
+/// Idempotent producers that retry through crashes, power loss, partitions, clogged
+/// responses and slow disks: exactly-once appends and per-producer order.
+pub async fn idempotent() -> Outcome {
+    scenario::run(Spec {
+        faults: Some(&[
+            Fault::ProcessCrash,
+            Fault::MachineCrash,
+            Fault::TornWrites,
+            Fault::CleanRestart,
+            Fault::Partition,
+            Fault::ClogResponses,
+            Fault::Pause,
+            Fault::SlowDisk,
+        ]),
+        durable: None,
+        admin: false,
+        retention: false,
+        fault_seconds: 15,
+        idempotent_share: 1.0,
     })
     .await
 }

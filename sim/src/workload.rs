@@ -39,6 +39,8 @@ pub struct WriterSpec {
     /// Keyed by `n % partitions` when set; sticky partitioning when not.
     pub explicit_partition: bool,
     pub pause_ms_max: u64,
+    /// `enable.idempotence=true` (with acks=all and unbounded retries, as it requires).
+    pub idempotent: bool,
 }
 
 /// What the workload tasks share.
@@ -80,6 +82,7 @@ pub async fn writer(spec: WriterSpec, env: Env) {
             .set("linger.ms", spec.linger_ms)
             .set("compression.type", spec.compression)
             .set("retries", if spec.retries { i32::MAX as i64 } else { 0 })
+            .set("enable.idempotence", spec.idempotent)
             .set("retry.backoff.ms", 100)
             .set("delivery.timeout.ms", 8_000)
             .set("batch.size", 4_096);
@@ -570,7 +573,16 @@ pub async fn final_read(bootstrap: &str, topic: &str) -> Result<BTreeMap<Tp, Fin
                 decompressed_bytes_max: 16 << 20,
             };
             let before = position;
-            for (_, _, batch) in BatchFrames::new(&records) {
+            for (_, header, batch) in BatchFrames::new(&records) {
+                if header.producer_id >= 0 && header.next_offset() > position {
+                    log.producer_batches.push((
+                        header.base_offset,
+                        header.producer_id,
+                        header.producer_epoch,
+                        header.base_sequence,
+                        klamm::log::last_sequence(header.base_sequence, header.last_offset_delta),
+                    ));
+                }
                 record::for_each_record(batch, &limits, &mut scratch, |offset, r| {
                     if offset >= position {
                         log.records.insert(

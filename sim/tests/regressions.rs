@@ -22,6 +22,7 @@ fn run(scenario: &str, seed: u64) -> Result<Outcome, String> {
         "disk_faults" => runner::run_one(seed, scenarios::disk_faults),
         "admin_retention" => runner::run_one(seed, scenarios::admin_retention),
         "swarm" => runner::run_one(seed, scenarios::swarm),
+        "idempotent" => runner::run_one(seed, scenarios::idempotent),
         other => panic!("unknown scenario {other}"),
     }
 }

@@ -29,6 +29,11 @@ fn admin_retention() {
 }
 
 #[test]
+fn idempotent() {
+    runner::check("idempotent", 150, scenarios::idempotent);
+}
+
+#[test]
 fn swarm() {
     runner::check("swarm", 350, scenarios::swarm);
 }
