@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 canaries=("$@")
 if [ ${#canaries[@]} -eq 0 ]; then
     canaries=(ack-before-append ack-before-sync recovery-skips-crc index-off-by-one
-              fetch-past-high-watermark retention-deletes-active-segment)
+              fetch-past-high-watermark retention-deletes-active-segment
+              forget-producer-state accept-sequence-gap)
 fi
 log=$(mktemp)
 for canary in "${canaries[@]}"; do
