@@ -823,3 +823,103 @@ fn reads_return_every_batch_up_to_the_limit() {
         })
     }
 }
+
+fn idempotent(first: u32, n: u32, producer_id: i64, epoch: i16) -> BytesMut {
+    let mut b = RecordBatchBuilder::new(Compression::None).producer(producer_id, epoch, first as i32);
+    for i in first..first + n {
+        b.append(0, None, Some(format!("v{i}").as_bytes()), &[]);
+    }
+    b.build()
+}
+
+/// How a retry of sequences `first..first + n` fares: Some(original base offset) for a
+/// duplicate, None for a fresh append, Err for a rejection.
+async fn retry(log: &UnifiedLog<SimStorage>, first: u32, n: u32) -> Result<Option<i64>, crate::error::ErrorCode> {
+    match log
+        .append_as_leader(idempotent(first, n, 7, 0), 0, AppendOrigin::Client, 0)
+        .await
+    {
+        Ok(info) if info.duplicate => Ok(Some(info.first_offset)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(e.code),
+    }
+}
+
+#[test]
+fn producer_state_survives_crashes_and_follows_truncation() {
+    run(async {
+        for kind in [CrashKind::Process, CrashKind::Machine] {
+            let disk = SimStorage::new(3, DiskFaults::none());
+            // Durable, so that a machine crash keeps every append; small segments, so that
+            // snapshots are taken at rolls and the replay after the newest one matters.
+            let config = LogConfig {
+                segment_bytes: 300,
+                flush_messages: 1,
+                ..small_config()
+            };
+            let log = open(&disk, config.clone()).await;
+            for i in 0..20 {
+                assert_eq!(retry(&log, i * 2, 2).await, Ok(None), "{kind:?}: batch {i}");
+            }
+            assert!(log.segment_base_offsets().await.len() > 3);
+            drop(log);
+            disk.crash(kind);
+            let log = open(&disk, config.clone()).await;
+            assert_eq!(retry(&log, 38, 2).await, Ok(Some(38)), "{kind:?}: the last batch");
+            assert_eq!(retry(&log, 30, 2).await, Ok(Some(30)), "{kind:?}: the oldest of five");
+            assert_eq!(
+                retry(&log, 28, 2).await,
+                Err(crate::error::ErrorCode::OutOfOrderSequenceNumber),
+                "{kind:?}: out of the window"
+            );
+            assert_eq!(
+                retry(&log, 41, 1).await,
+                Err(crate::error::ErrorCode::OutOfOrderSequenceNumber)
+            );
+            // Truncation rolls the state back: the truncated batches are new again.
+            log.truncate_to(34).await.unwrap();
+            assert_eq!(retry(&log, 32, 2).await, Ok(Some(32)), "{kind:?}: kept");
+            assert_eq!(
+                retry(&log, 36, 2).await,
+                Err(crate::error::ErrorCode::OutOfOrderSequenceNumber)
+            );
+            assert_eq!(
+                retry(&log, 34, 2).await,
+                Ok(None),
+                "{kind:?}: truncated, so appended again"
+            );
+            assert_eq!(log.log_end_offset().await, 36);
+            assert_eq!(values(&read_all(&log).await), expected(0..36));
+        }
+    })
+}
+
+#[test]
+fn producer_snapshots_that_are_damaged_or_ahead_are_dropped() {
+    run(async {
+        let disk = SimStorage::new(4, DiskFaults::none());
+        let config = LogConfig {
+            segment_bytes: 300,
+            ..small_config()
+        };
+        let log = open(&disk, config.clone()).await;
+        for i in 0..20 {
+            assert_eq!(retry(&log, i * 2, 2).await, Ok(None));
+        }
+        log.close(0).await.unwrap();
+        drop(log);
+        // Flip a bit in every snapshot: the log replays from its start instead.
+        let names = disk.list(Path::new(DIR)).await.unwrap();
+        let snapshots: Vec<_> = names.iter().filter(|n| n.ends_with(".snapshot")).collect();
+        assert!(!snapshots.is_empty());
+        for name in &snapshots {
+            disk.flip_bit(&Path::new(DIR).join(name), 8, 3).unwrap();
+        }
+        let log = open(&disk, config.clone()).await;
+        assert_eq!(retry(&log, 38, 2).await, Ok(Some(38)));
+        let names = disk.list(Path::new(DIR)).await.unwrap();
+        for name in &snapshots {
+            assert!(!names.contains(name), "damaged snapshot {name} removed");
+        }
+    })
+}
