@@ -128,23 +128,7 @@ impl Producer {
         let retries: u32 = config.get_or("retries", i32::MAX as u32)?;
         // As the Java client (3.2+): on by default, off without a word when other settings
         // conflict and it was not asked for, an error when it was.
-        let idempotent = match config.get("enable.idempotence") {
-            None => acks == -1 && retries > 0,
-            Some(_) => {
-                let wanted = config.get_or("enable.idempotence", true)?;
-                if wanted && acks != -1 {
-                    return Err(ClientError::Config(
-                        "Must set acks to all in order to use the idempotent producer".into(),
-                    ));
-                }
-                if wanted && retries == 0 {
-                    return Err(ClientError::Config(
-                        "Must set retries to non-zero when using the idempotent producer".into(),
-                    ));
-                }
-                wanted
-            }
-        };
+        let idempotent = idempotence(&config, acks, retries)?;
         let compression = match config.get("compression.type").unwrap_or("none") {
             "none" => Compression::None,
             "gzip" => Compression::Gzip,
@@ -310,6 +294,36 @@ impl Producer {
         match count {
             Some(n) if n > 0 => Ok(n),
             _ => Err(ClientError::Kafka(3, format!("topic {topic} is unknown"))),
+        }
+    }
+}
+
+/// Whether the producer is idempotent, as the Java client (3.2+) decides: on by default,
+/// off without a word when other settings conflict and it was not asked for, an error
+/// when it was.
+fn idempotence(config: &ClientConfig, acks: i16, retries: u32) -> Result<bool, ClientError> {
+    // This client sends one request at a time; the setting is still checked as Java does.
+    let in_flight_max: u32 = config.get_or("max.in.flight.requests.per.connection", 5)?;
+    match config.get("enable.idempotence") {
+        None => Ok(acks == -1 && retries > 0 && in_flight_max <= 5),
+        Some(_) => {
+            let wanted = config.get_or("enable.idempotence", true)?;
+            if wanted && acks != -1 {
+                return Err(ClientError::Config(
+                    "Must set acks to all in order to use the idempotent producer".into(),
+                ));
+            }
+            if wanted && in_flight_max > 5 {
+                return Err(ClientError::Config(
+                    "Must set max.in.flight.requests.per.connection to at most 5 to use the idempotent producer".into(),
+                ));
+            }
+            if wanted && retries == 0 {
+                return Err(ClientError::Config(
+                    "Must set retries to non-zero when using the idempotent producer".into(),
+                ));
+            }
+            Ok(wanted)
         }
     }
 }
@@ -663,5 +677,37 @@ async fn refresh_metadata(config: &ClientConfig, state: &Arc<Mutex<State>>) {
         let mut state = state.lock().await;
         state.metadata.brokers = metadata.brokers;
         state.metadata.topics.extend(metadata.topics);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotence_follows_the_java_client() {
+        // (settings, acks, retries, expected: Some(on) or None for a config error)
+        let cases: &[(&[&str], i16, u32, Option<bool>)] = &[
+            (&[], -1, u32::MAX, Some(true)),
+            (&[], 1, u32::MAX, Some(false)),
+            (&[], -1, 0, Some(false)),
+            (&["max.in.flight.requests.per.connection=6"], -1, u32::MAX, Some(false)),
+            (&["enable.idempotence=false"], -1, u32::MAX, Some(false)),
+            (&["enable.idempotence=true"], -1, u32::MAX, Some(true)),
+            (&["enable.idempotence=true"], 1, u32::MAX, None),
+            (&["enable.idempotence=true"], -1, 0, None),
+            (
+                &["enable.idempotence=true", "max.in.flight.requests.per.connection=6"],
+                -1,
+                u32::MAX,
+                None,
+            ),
+            (&["enable.idempotence=maybe"], -1, u32::MAX, None),
+        ];
+        for (settings, acks, retries, want) in cases {
+            let config = ClientConfig::from_pairs(settings.iter().copied()).unwrap();
+            let got = idempotence(&config, *acks, *retries).ok();
+            assert_eq!(got, *want, "{settings:?} acks={acks} retries={retries}");
+        }
     }
 }
