@@ -69,6 +69,8 @@ pub enum DecodeError {
     },
     /// Bytes left over after the message.
     TrailingBytes(usize),
+    /// Tagged fields must come in strictly ascending tag order (KIP-482); this one did not.
+    TagOutOfOrder(u32),
 }
 
 impl DecodeError {
@@ -307,7 +309,10 @@ impl Reader {
             .ok_or(DecodeError::UnexpectedNull(field))
     }
 
-    /// The tagged fields section of a flexible struct: (tag, data) in the order sent.
+    /// The tagged fields section of a flexible struct: (tag, data), in strictly ascending
+    /// tag order as KIP-482 requires (anything else is malformed: it could not be written
+    /// back as it came, and a repeated tag would make a field ambiguous). Found by the
+    /// request_decoder fuzz target.
     pub fn read_tagged_fields(&mut self) -> Result<Vec<TaggedField>, DecodeError> {
         let n = self.read_uvarint()? as usize;
         if n > self.remaining() {
@@ -316,6 +321,9 @@ impl Reader {
         let mut out = Vec::with_capacity(n.min(16));
         for _ in 0..n {
             let tag = self.read_uvarint()?;
+            if out.last().is_some_and(|last: &TaggedField| last.tag >= tag) {
+                return Err(DecodeError::TagOutOfOrder(tag));
+            }
             let size = self.read_uvarint()? as usize;
             out.push(TaggedField {
                 tag,
@@ -448,6 +456,22 @@ mod tests {
         ]);
         assert_eq!(uuid.to_base64(), "ASNFZ4mrze_-3LqYdlQyEA");
         assert_eq!(Uuid::default().to_base64(), "AAAAAAAAAAAAAAAAAAAAAA");
+    }
+
+    #[test]
+    fn tagged_fields_out_of_order_or_repeated_are_malformed() {
+        // (tags as sent, accepted?)
+        let cases: &[(&[u32], bool)] = &[(&[0, 1, 192], true), (&[192, 0], false), (&[3, 3], false), (&[], true)];
+        for (tags, ok) in cases {
+            let mut w = BytesMut::new();
+            write_uvarint(&mut w, tags.len() as u32);
+            for &tag in *tags {
+                write_uvarint(&mut w, tag);
+                write_uvarint(&mut w, 0);
+            }
+            let got = Reader::new(w.freeze()).read_tagged_fields();
+            assert_eq!(got.is_ok(), *ok, "{tags:?}: {got:?}");
+        }
     }
 
     #[test]

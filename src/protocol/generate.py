@@ -532,8 +532,8 @@ def render(spec_dir):
         lines.append(f"    ({key}, \"{name}\", {v.lo}, {v.hi}, {flex.lo if not flex.empty() else VERSION_MAX}),")
     lines.append("];")
     lines.append("")
-    lines.append("/// Calls `$callback!` with the type of every generated message, for tests over all of them.")
-    lines.append("#[cfg(test)]")
+    lines.append("/// Calls `$callback!` with the type of every generated message, for tests and fuzz targets")
+    lines.append("/// over all of them.")
     lines.append("macro_rules! with_all_messages {")
     lines.append("    ($callback:ident) => {")
     lines.append("        $callback! {")
@@ -542,7 +542,6 @@ def render(spec_dir):
     lines.append("        }")
     lines.append("    };")
     lines.append("}")
-    lines.append("#[cfg(test)]")
     lines.append("pub(crate) use with_all_messages;")
     outputs["mod.rs"] = "\n".join(lines) + "\n"
     return outputs

@@ -2,6 +2,7 @@
 //! Kafka's JSON message specs by `generate.py`.
 
 pub mod codec;
+pub mod fuzzing;
 pub mod messages;
 #[cfg(test)]
 mod random;

@@ -275,8 +275,8 @@ pub const APIS: &[(i16, &str, i16, i16, i16)] = &[
     (75, "DescribeTopicPartitions", 0, 0, 0),
 ];
 
-/// Calls `$callback!` with the type of every generated message, for tests over all of them.
-#[cfg(test)]
+/// Calls `$callback!` with the type of every generated message, for tests and fuzz targets
+/// over all of them.
 macro_rules! with_all_messages {
     ($callback:ident) => {
         $callback! {
@@ -391,5 +391,4 @@ macro_rules! with_all_messages {
         }
     };
 }
-#[cfg(test)]
 pub(crate) use with_all_messages;
