@@ -389,17 +389,7 @@ impl<S: Storage> UnifiedLog<S> {
             .map_err(|e| self.fail("append", e))?;
         state.log_end_offset = next_offset;
         for (_, header) in &batches {
-            if header.producer_id >= 0 && !header.is_control() {
-                state.producers.update(
-                    header.producer_id,
-                    header.producer_epoch,
-                    header.base_sequence,
-                    last_sequence(header.base_sequence, header.last_offset_delta),
-                    header.base_offset,
-                    header.last_offset(),
-                    now_ms,
-                );
-            }
+            record_producer_batch(&mut state.producers, header, now_ms);
         }
         state.messages_since_flush += records_count;
         let flush_now = !config.durable()
@@ -950,17 +940,7 @@ impl<S: Storage> UnifiedLog<S> {
                     if header.next_offset() <= from || header.base_offset >= state.log_end_offset {
                         continue;
                     }
-                    if header.producer_id >= 0 && !header.is_control() {
-                        producers.update(
-                            header.producer_id,
-                            header.producer_epoch,
-                            header.base_sequence,
-                            last_sequence(header.base_sequence, header.last_offset_delta),
-                            header.base_offset,
-                            header.last_offset(),
-                            now_ms,
-                        );
-                    }
+                    record_producer_batch(&mut producers, &header, now_ms);
                 }
                 if !whole {
                     // Recovery left whole batches only; a batch larger than a chunk is read whole.
@@ -969,20 +949,8 @@ impl<S: Storage> UnifiedLog<S> {
                         break;
                     };
                     consumed = h.size();
-                    if h.next_offset() > from
-                        && h.base_offset < state.log_end_offset
-                        && h.producer_id >= 0
-                        && !h.is_control()
-                    {
-                        producers.update(
-                            h.producer_id,
-                            h.producer_epoch,
-                            h.base_sequence,
-                            last_sequence(h.base_sequence, h.last_offset_delta),
-                            h.base_offset,
-                            h.last_offset(),
-                            now_ms,
-                        );
+                    if h.next_offset() > from && h.base_offset < state.log_end_offset {
+                        record_producer_batch(&mut producers, &h, now_ms);
                     }
                 }
                 position += consumed.max(1) as u64;
@@ -1425,6 +1393,21 @@ fn first_record_at_or_after(
         }
     }
     Ok(None)
+}
+
+/// Records an idempotent producer's batch, now in the log, in the producer state.
+fn record_producer_batch(producers: &mut ProducerStateManager, header: &BatchHeader, now_ms: i64) {
+    if header.producer_id >= 0 && !header.is_control() {
+        producers.update(
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+            last_sequence(header.base_sequence, header.last_offset_delta),
+            header.base_offset,
+            header.last_offset(),
+            now_ms,
+        );
+    }
 }
 
 /// Producer snapshots kept in a log directory.
