@@ -1023,3 +1023,14 @@ async fn idempotent_produce_writes_each_batch_once_across_restarts() {
     );
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_listener_closes_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &[]).await;
+    let mut client = Client::connect(running.address).await;
+    let _: ApiVersionsResponse = client.send(&ApiVersionsRequest::default(), 0).await;
+    running.server.abort();
+    assert!(client.closed().await, "a connection outlived its listener");
+    running.broker.shutdown().await;
+}

@@ -4,75 +4,65 @@ use crate::nemesis::Fault;
 use crate::runner::Outcome;
 use crate::scenario::{self, Spec};
 
-pub async fn produce_crash() -> Outcome {
-    scenario::run(Spec {
-        faults: Some(&[Fault::ProcessCrash, Fault::CleanRestart]),
+/// A scenario drawing from `faults` for `fault_seconds`, in a drawn flush mode, without
+/// admin or retention, with 30% of writers idempotent.
+fn spec(faults: &'static [Fault], fault_seconds: u64) -> Spec {
+    Spec {
+        faults: Some(faults),
         durable: None,
         admin: false,
         retention: false,
-        fault_seconds: 10,
+        fault_seconds,
         idempotent_share: 0.3,
-    })
-    .await
+    }
+}
+
+pub async fn produce_crash() -> Outcome {
+    scenario::run(spec(&[Fault::ProcessCrash, Fault::CleanRestart], 10)).await
 }
 
 pub async fn power_loss() -> Outcome {
-    scenario::run(Spec {
-        faults: Some(&[Fault::MachineCrash, Fault::TornWrites, Fault::LostWriteback]),
-        durable: None,
-        admin: false,
-        retention: false,
-        fault_seconds: 10,
-        idempotent_share: 0.3,
-    })
+    scenario::run(spec(
+        &[Fault::MachineCrash, Fault::TornWrites, Fault::LostWriteback],
+        10,
+    ))
     .await
 }
 
 pub async fn network() -> Outcome {
-    scenario::run(Spec {
-        faults: Some(&[
+    scenario::run(spec(
+        &[
             Fault::Partition,
             Fault::ClogResponses,
             Fault::PacketLoss,
             Fault::Latency,
             Fault::Pause,
-        ]),
-        durable: None,
-        admin: false,
-        retention: false,
-        fault_seconds: 10,
-        idempotent_share: 0.3,
-    })
+        ],
+        10,
+    ))
     .await
 }
 
 pub async fn disk_faults() -> Outcome {
-    scenario::run(Spec {
-        faults: Some(&[
+    scenario::run(spec(
+        &[
             Fault::ReadEio,
             Fault::WriteEio,
             Fault::SyncEio,
             Fault::DiskFull,
             Fault::SlowDisk,
             Fault::BitRot,
-        ]),
-        durable: None,
-        admin: false,
-        retention: false,
-        fault_seconds: 10,
-        idempotent_share: 0.3,
-    })
+        ],
+        10,
+    ))
     .await
 }
 
 pub async fn admin_retention() -> Outcome {
     scenario::run(Spec {
-        faults: Some(&[Fault::ClockJump, Fault::ProcessCrash, Fault::MachineCrash]),
-        durable: None,
         admin: true,
         retention: true,
-        fault_seconds: 15,
-        idempotent_share: 0.3,
+        ..spec(&[Fault::ClockJump, Fault::ProcessCrash, Fault::MachineCrash], 15)
     })
     .await
 }
@@ -80,11 +70,9 @@ pub async fn admin_retention() -> Outcome {
 pub async fn swarm() -> Outcome {
     scenario::run(Spec {
         faults: None,
-        durable: None,
         admin: true,
         retention: true,
-        fault_seconds: 15,
-        idempotent_share: 0.3,
+        ..spec(&[], 15)
     })
     .await
 }
@@ -93,21 +81,20 @@ pub async fn swarm() -> Outcome {
 /// responses and slow disks: exactly-once appends and per-producer order.
 pub async fn idempotent() -> Outcome {
     scenario::run(Spec {
-        faults: Some(&[
-            Fault::ProcessCrash,
-            Fault::MachineCrash,
-            Fault::TornWrites,
-            Fault::CleanRestart,
-            Fault::Partition,
-            Fault::ClogResponses,
-            Fault::Pause,
-            Fault::SlowDisk,
-        ]),
-        durable: None,
-        admin: false,
-        retention: false,
-        fault_seconds: 15,
         idempotent_share: 1.0,
+        ..spec(
+            &[
+                Fault::ProcessCrash,
+                Fault::MachineCrash,
+                Fault::TornWrites,
+                Fault::CleanRestart,
+                Fault::Partition,
+                Fault::ClogResponses,
+                Fault::Pause,
+                Fault::SlowDisk,
+            ],
+            15,
+        )
     })
     .await
 }

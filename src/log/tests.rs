@@ -923,3 +923,42 @@ fn producer_snapshots_that_are_damaged_or_ahead_are_dropped() {
         }
     })
 }
+
+#[test]
+fn directories_created_durably_survive_a_power_loss() {
+    run(async {
+        for durably in [false, true] {
+            let disk = SimStorage::new(5, DiskFaults::none());
+            let dir = Path::new("/var/lib/klamm");
+            if durably {
+                crate::io::create_dir_all_durably(&disk, dir).await.unwrap();
+            } else {
+                disk.create_dir_all(dir).await.unwrap();
+            }
+            disk.crash(CrashKind::Machine);
+            assert_eq!(
+                disk.list(Path::new("/var/lib")).await.is_ok_and(|n| n == ["klamm"]),
+                durably
+            );
+        }
+    })
+}
+
+#[test]
+fn the_high_watermark_only_advances() {
+    run(async {
+        let disk = SimStorage::new(6, DiskFaults::none());
+        let log = open(&disk, small_config()).await;
+        log.append_as_leader(batch(0, 10, 0), 0, AppendOrigin::Client, 0)
+            .await
+            .unwrap();
+        // Appends finishing out of order raise it to their own ends: 10, then 4.
+        assert_eq!(log.advance_high_watermark(10).await, 10);
+        assert_eq!(log.advance_high_watermark(4).await, 10);
+        assert_eq!(
+            log.advance_high_watermark(99).await,
+            10,
+            "clamped to the log end offset"
+        );
+    })
+}
