@@ -7,6 +7,7 @@ pub mod canary;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod io;
 pub mod log;
 pub mod metadata;

@@ -30,6 +30,12 @@ pub struct ServerConfig {
     pub log_retention_check_interval_ms: u64,
     /// `replica.fetch.wait.max.ms` bounds nothing here; `fetch.max.bytes` bounds a fetch response.
     pub fetch_max_bytes: usize,
+    /// The group coordinator's settings (`group.*`, `offsets.*`).
+    pub group: crate::group::GroupConfig,
+    /// `offsets.topic.num.partitions`
+    pub offsets_topic_partitions: i32,
+    /// `offsets.retention.check.interval.ms`
+    pub offsets_retention_check_interval_ms: i64,
     /// Keys read and their values, for DescribeConfigs.
     pub values: BTreeMap<String, String>,
 }
@@ -72,6 +78,17 @@ pub const KEYS: &[(&str, &str)] = &[
     ("transaction.state.log.replication.factor", "1"),
     ("transaction.state.log.min.isr", "1"),
     ("group.initial.rebalance.delay.ms", "3000"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "1000"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("group.consumer.max.size", "1000"),
+    ("group.coordinator.rebalance.protocols", "classic,consumer"),
 ];
 
 impl ServerConfig {
@@ -236,7 +253,27 @@ impl ServerConfig {
                 "must be at least 1024",
             ));
         }
+        let group = group_config(get)?;
+        let offsets_topic_partitions: i32 = number(get, "offsets.topic.num.partitions")?;
+        if !(1..=1000).contains(&offsets_topic_partitions) {
+            return Err(invalid(
+                "offsets.topic.num.partitions",
+                &get("offsets.topic.num.partitions"),
+                "must be 1 to 1000",
+            ));
+        }
+        let offsets_retention_check_interval_ms: i64 = number(get, "offsets.retention.check.interval.ms")?;
+        if offsets_retention_check_interval_ms < 1 {
+            return Err(invalid(
+                "offsets.retention.check.interval.ms",
+                &get("offsets.retention.check.interval.ms"),
+                "must be at least 1",
+            ));
+        }
         Ok(ServerConfig {
+            group,
+            offsets_topic_partitions,
+            offsets_retention_check_interval_ms,
             node_id,
             process_roles,
             listener,
@@ -255,6 +292,64 @@ impl ServerConfig {
             values: BTreeMap::new(),
         })
     }
+}
+
+fn group_config(get: &dyn Fn(&str) -> String) -> Result<crate::group::GroupConfig, String> {
+    let positive = |key: &str| -> Result<i32, String> {
+        let v: i32 = number(get, key)?;
+        if v < 1 {
+            return Err(invalid(key, &get(key), "must be at least 1"));
+        }
+        Ok(v)
+    };
+    let protocols = get("group.coordinator.rebalance.protocols");
+    let names: Vec<&str> = protocols.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if names.iter().any(|n| *n != "classic" && *n != "consumer") || !names.contains(&"classic") {
+        return Err(invalid(
+            "group.coordinator.rebalance.protocols",
+            &protocols,
+            "must hold classic, and may hold consumer",
+        ));
+    }
+    let session_min = positive("group.min.session.timeout.ms")?;
+    let session_max = positive("group.max.session.timeout.ms")?;
+    if session_max < session_min {
+        return Err(invalid(
+            "group.max.session.timeout.ms",
+            &get("group.max.session.timeout.ms"),
+            "must be at least group.min.session.timeout.ms",
+        ));
+    }
+    let delay: i32 = number(get, "group.initial.rebalance.delay.ms")?;
+    if delay < 0 {
+        return Err(invalid(
+            "group.initial.rebalance.delay.ms",
+            &get("group.initial.rebalance.delay.ms"),
+            "must be 0 or more",
+        ));
+    }
+    let session = positive("group.consumer.session.timeout.ms")?;
+    let interval = positive("group.consumer.heartbeat.interval.ms")?;
+    if interval >= session {
+        return Err(invalid(
+            "group.consumer.heartbeat.interval.ms",
+            &get("group.consumer.heartbeat.interval.ms"),
+            "must be less than group.consumer.session.timeout.ms",
+        ));
+    }
+    Ok(crate::group::GroupConfig {
+        session_timeout_ms_min: session_min,
+        session_timeout_ms_max: session_max,
+        initial_rebalance_delay_ms: delay,
+        group_members_max: positive("group.max.size")? as usize,
+        offsets_retention_ms: positive("offsets.retention.minutes")? as i64 * 60_000,
+        offset_metadata_bytes_max: positive("offset.metadata.max.bytes")? as usize,
+        consumer_session_timeout_ms: session,
+        consumer_heartbeat_interval_ms: interval,
+        consumer_group_members_max: positive("group.consumer.max.size")? as usize,
+        consumer_protocol_enabled: names.contains(&"consumer"),
+        ..crate::group::GroupConfig::default()
+    })
 }
 
 fn invalid(key: &str, value: &str, why: &str) -> String {

@@ -7,12 +7,20 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::group_handlers::*;
 use super::{clock, Broker};
 use crate::error::{ErrorCode, KafkaError};
 use crate::io::Storage;
 use crate::metadata::TopicSpec;
 use crate::protocol::codec::{Message, Reader, Uuid};
 use crate::protocol::messages::*;
+
+/// Who sent a request: the header's client id and the peer's address, as Kafka reports
+/// them in DescribeGroups (`/127.0.0.1`).
+pub struct Client {
+    pub id: String,
+    pub host: String,
+}
 
 pub enum Reply {
     Respond(Bytes),
@@ -65,6 +73,18 @@ const APIS: &[Api] = &[
     api::<AlterConfigsRequest>(0, 2),
     api::<IncrementalAlterConfigsRequest>(0, 1),
     api::<InitProducerIdRequest>(0, 4),
+    api::<FindCoordinatorRequest>(0, 4),
+    api::<JoinGroupRequest>(0, 9),
+    api::<SyncGroupRequest>(0, 5),
+    api::<HeartbeatRequest>(0, 4),
+    api::<LeaveGroupRequest>(0, 5),
+    api::<OffsetCommitRequest>(2, 9),
+    api::<OffsetFetchRequest>(1, 9),
+    api::<ListGroupsRequest>(0, 5),
+    api::<DescribeGroupsRequest>(0, 5),
+    api::<DeleteGroupsRequest>(0, 2),
+    api::<OffsetDeleteRequest>(0, 0),
+    api::<ConsumerGroupHeartbeatRequest>(1, 1),
 ];
 
 /// Without an authorizer every client may do everything a resource supports; these are
@@ -77,11 +97,11 @@ const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 <
 /// A fetch waits at most this long, whatever `max_wait_ms` asks.
 const FETCH_WAIT_MS_MAX: i32 = 30_000;
 
-pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
+pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes, peer: &str) -> Reply {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    let Some(api) = APIS.iter().find(|a| a.key == api_key) else {
+    let Some(api) = APIS.iter().find(|a| a.key == api_key && advertised(broker, a.key)) else {
         return Reply::Close("an API key this broker does not serve");
     };
     if version < api.min || version > api.max {
@@ -89,7 +109,7 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
             // KIP-511: answer a version we do not know in v0's format, with what we support.
             let response = ApiVersionsResponse {
                 error_code: ErrorCode::UnsupportedVersion.code(),
-                api_keys: api_versions(),
+                api_keys: api_versions(broker),
                 ..Default::default()
             };
             return respond(correlation_id, 0, &response, 0);
@@ -101,9 +121,13 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
     }
     let flexible = version >= api.flexible_min;
     let mut r = Reader::new(frame);
-    if RequestHeader::decode(&mut r, if flexible { 2 } else { 1 }).is_err() {
+    let Ok(header) = RequestHeader::decode(&mut r, if flexible { 2 } else { 1 }) else {
         return Reply::Close("a request header that does not decode");
-    }
+    };
+    let client = Client {
+        id: header.client_id.unwrap_or_default(),
+        host: format!("/{peer}"),
+    };
     // ApiVersions answers with header v0 always, so that any client can read it.
     let header_version = if flexible && api_key != ApiVersionsRequest::API_KEY {
         1
@@ -111,11 +135,15 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
         0
     };
     // Every handler takes (broker, request, version) and returns its response.
+    // Some also take the client (id and host), for group membership.
     macro_rules! dispatch {
-        ($($request:ident => $handler:ident),* $(,)?) => {
+        ($($request:ident => $handler:ident),* ; $($crequest:ident => $chandler:ident),* $(,)?) => {
             match api_key {
                 $(k if k == $request::API_KEY => {
                     run(r, version, correlation_id, header_version, |req| $handler(broker, req, version)).await
+                })*
+                $(k if k == $crequest::API_KEY => {
+                    run(r, version, correlation_id, header_version, |req| $chandler(broker, req, version, &client)).await
                 })*
                 _ => unreachable!("every advertised API has a handler"),
             }
@@ -137,12 +165,28 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes) -> Reply {
         AlterConfigsRequest => alter_configs,
         IncrementalAlterConfigsRequest => incremental_alter_configs,
         InitProducerIdRequest => init_producer_id,
+        FindCoordinatorRequest => find_coordinator,
+        SyncGroupRequest => sync_group,
+        HeartbeatRequest => heartbeat,
+        LeaveGroupRequest => leave_group,
+        OffsetCommitRequest => offset_commit,
+        OffsetFetchRequest => offset_fetch,
+        ListGroupsRequest => list_groups,
+        DescribeGroupsRequest => describe_groups,
+        DeleteGroupsRequest => delete_groups,
+        OffsetDeleteRequest => offset_delete;
+        JoinGroupRequest => join_group,
+        ConsumerGroupHeartbeatRequest => consumer_group_heartbeat,
     }
 }
 
-async fn api_versions_handler<S: Storage>(_: &Broker<S>, _: ApiVersionsRequest, _: i16) -> Option<ApiVersionsResponse> {
+async fn api_versions_handler<S: Storage>(
+    broker: &Broker<S>,
+    _: ApiVersionsRequest,
+    _: i16,
+) -> Option<ApiVersionsResponse> {
     Some(ApiVersionsResponse {
-        api_keys: api_versions(),
+        api_keys: api_versions(broker),
         ..Default::default()
     })
 }
@@ -181,8 +225,15 @@ fn respond<M: Message>(correlation_id: i32, header_version: i16, response: &M, v
     Reply::Respond(w.freeze())
 }
 
-fn api_versions() -> Vec<api_versions_response::ApiVersion> {
+/// ConsumerGroupHeartbeat only where `group.coordinator.rebalance.protocols` has
+/// `consumer`, as Kafka does.
+fn advertised<S: Storage>(broker: &Broker<S>, key: i16) -> bool {
+    key != ConsumerGroupHeartbeatRequest::API_KEY || broker.config.group.consumer_protocol_enabled
+}
+
+fn api_versions<S: Storage>(broker: &Broker<S>) -> Vec<api_versions_response::ApiVersion> {
     APIS.iter()
+        .filter(|a| advertised(broker, a.key))
         .map(|a| api_versions_response::ApiVersion {
             api_key: a.key,
             min_version: a.min,

@@ -4,6 +4,8 @@
 
 pub mod clock;
 pub mod config;
+pub mod group_coordinator;
+mod group_handlers;
 mod handlers;
 mod network;
 pub mod replica_manager;
@@ -41,6 +43,8 @@ pub struct Broker<S: Storage> {
     pub failure: Arc<LogDirFailureChannel>,
     /// The block of producer ids this broker hands out: `(next, end)`.
     producer_ids: Mutex<(i64, i64)>,
+    /// The group coordinator's shards, one per `__consumer_offsets` partition.
+    pub groups: group_coordinator::GroupCoordinator,
 }
 
 impl<S: Storage> Broker<S> {
@@ -80,7 +84,13 @@ impl<S: Storage> Broker<S> {
             config.log.clone(),
             failure.clone(),
         );
+        let groups = group_coordinator::GroupCoordinator::new(
+            config.group.clone(),
+            config.offsets_topic_partitions,
+            config.offsets_retention_check_interval_ms,
+        );
         let broker = Arc::new(Broker {
+            groups,
             config,
             cluster_id,
             storage,
@@ -281,6 +291,7 @@ pub async fn run<S: Storage>(
     let broker = Broker::start(config, storage).await?;
     started(&broker);
     let housekeeping = tokio::spawn(broker.clone().run_housekeeping());
+    let timers = tokio::spawn(broker.clone().run_group_timers());
     let serving = tokio::spawn(serve(broker.clone(), listener));
     let failed = tokio::select! {
         _ = shutdown => false,
@@ -288,6 +299,7 @@ pub async fn run<S: Storage>(
     };
     serving.abort();
     housekeeping.abort();
+    timers.abort();
     if failed {
         let why = broker.failure.reason().unwrap_or_default();
         return Err(KafkaError::new(

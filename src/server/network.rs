@@ -51,6 +51,7 @@ pub async fn serve<S: Storage>(broker: Arc<Broker<S>>, listener: TcpListener) ->
 async fn connection<S: Storage>(broker: Arc<Broker<S>>, mut stream: TcpStream) -> io::Result<()> {
     let _ = stream.set_nodelay(true);
     let idle = std::time::Duration::from_millis(broker.config.connection_idle_ms_max);
+    let peer = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
     loop {
         let mut size = [0u8; 4];
         // `connections.max.idle.ms`: a client that stays silent, or stops inside a frame,
@@ -72,14 +73,13 @@ async fn connection<S: Storage>(broker: Arc<Broker<S>>, mut stream: TcpStream) -
             i16::from_be_bytes([frame[0], frame[1]]),
             i16::from_be_bytes([frame[2], frame[3]]),
         );
-        match handlers::handle(&broker, frame).await {
+        match handlers::handle(&broker, frame, &peer).await {
             Reply::Respond(bytes) => {
                 stream.write_all(&bytes).await?;
                 stream.flush().await?;
             }
             Reply::Silent => {}
             Reply::Close(why) => {
-                let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
                 eprintln!("klamm: closing the connection from {peer}: api key {api_key} v{version}: {why}");
                 return Ok(());
             }

@@ -195,6 +195,21 @@ impl<S: Storage> ReplicaManager<S> {
         Ok((info, log_start_offset))
     }
 
+    /// Appends a coordinator's records (the group coordinator's to `__consumer_offsets`):
+    /// no producer checks, and the high watermark moves at once, as for a client's.
+    pub async fn append_internal(&self, topic: &str, index: i32, records: BytesMut, now_ms: i64) -> KafkaResult<i64> {
+        let partition = self
+            .partition(topic, index)
+            .ok_or_else(|| KafkaError::new(ErrorCode::NotCoordinator, format!("{topic}-{index} is not here")))?;
+        let info = partition
+            .log
+            .append_as_leader(records, partition.leader_epoch, AppendOrigin::Coordinator, now_ms)
+            .await?;
+        partition.log.advance_high_watermark(info.last_offset + 1).await;
+        self.appended.notify_waiters();
+        Ok(info.last_offset)
+    }
+
     /// Retention and the `flush.ms` policy, for the scheduler.
     pub async fn housekeeping(&self, now_ms: i64) {
         for partition in self.partitions() {
