@@ -4,9 +4,11 @@
 //! kafkajs 2.2.4 (npm, under target/clients/node). Installs are kept between runs.
 //!
 //! Producers run idempotent (kafka-python 3.x by default, the others asked to), so every
-//! client's InitProducerId and sequence numbering meets the broker's. What Klamm does not
-//! serve yet is left out and said so: consumer groups (kafkajs can only consume through a
-//! group).
+//! client's InitProducerId and sequence numbering meets the broker's. Consumer groups run
+//! with every client (confluent-kafka with both the classic and the KIP-848 protocol): three
+//! consumers share six partitions, one leaves, the others take over, and a restarted one
+//! resumes at the committed offsets (`clients/groups.py` and the group phases of the
+//! aiokafka and kafkajs scripts).
 #![cfg(not(madsim))]
 
 mod common;
@@ -302,6 +304,62 @@ fn real_clients_produce_and_consume() {
         &broker.bootstrap(),
         "kp3-data",
         RECORDS,
+    );
+    broker.stop();
+}
+
+#[test]
+fn real_clients_in_consumer_groups() {
+    std::fs::create_dir_all(clients_dir()).unwrap();
+    let kafka_python_3 = venv(
+        "kafka-python-3",
+        &["kafka-python>=3.0,<3.1", "python-snappy", "lz4", "zstandard"],
+    );
+    let kafka_python_2 = venv(
+        "kafka-python-2",
+        &["kafka-python>=2.3,<2.4", "python-snappy", "lz4", "zstandard"],
+    );
+    let confluent = venv("confluent-kafka", &["confluent-kafka"]);
+    let aiokafka = venv("aiokafka", &["aiokafka"]);
+    let node_modules = kafkajs();
+
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("broker");
+    // Rebalances without Kafka's 3 s initial delay, and KIP-848 heartbeats every second,
+    // so that the scenarios take seconds.
+    let broker = BrokerProcess::start_with(
+        &dir,
+        free_address(),
+        &[
+            "group.initial.rebalance.delay.ms=0",
+            "group.consumer.heartbeat.interval.ms=1000",
+        ],
+    );
+    let bootstrap = broker.bootstrap();
+    const GROUP_RECORDS: usize = 600;
+    for (python, kind, topic) in [
+        (&confluent, "confluent", "groups-ck"),
+        (&confluent, "confluent-consumer", "groups-ck-848"),
+        (&kafka_python_3, "kafka-python", "groups-kp3"),
+        (&kafka_python_2, "kafka-python", "groups-kp2"),
+    ] {
+        python_client(python, "groups.py", kind, &bootstrap, topic, GROUP_RECORDS);
+    }
+    python_client(
+        &aiokafka,
+        "aiokafka_client.py",
+        "group",
+        &bootstrap,
+        "groups-aio",
+        GROUP_RECORDS,
+    );
+    let script = root().join("tests").join("clients").join("kafkajs_client.js");
+    run(
+        Command::new("node")
+            .arg(&script)
+            .args(["group", &bootstrap, "groups-kafkajs", &GROUP_RECORDS.to_string()])
+            .env("NODE_PATH", &node_modules),
+        "kafkajs group",
     );
     broker.stop();
 }

@@ -99,9 +99,19 @@ pub struct BrokerProcess {
 
 impl BrokerProcess {
     pub fn start(dir: &Path, address: SocketAddr) -> BrokerProcess {
+        BrokerProcess::start_with(dir, address, &[])
+    }
+
+    /// With `--override key=value` for each of `overrides`.
+    pub fn start_with(dir: &Path, address: SocketAddr, overrides: &[&str]) -> BrokerProcess {
         let log = std::fs::File::create(dir.with_extension("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_klamm"))
-            .args(["server", "--override"])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_klamm"));
+        command.arg("server");
+        for o in overrides {
+            command.args(["--override", o]);
+        }
+        let child = command
+            .arg("--override")
             .arg(format!("listeners=PLAINTEXT://{address}"))
             .arg("--override")
             .arg(format!("log.dirs={}", dir.display()))

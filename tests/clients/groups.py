@@ -1,0 +1,191 @@
+"""Consumer groups with a real client against Klamm: three consumers on a six-partition
+topic, each in its own thread, committing every record it handles.
+
+1. Every partition is assigned exactly once among the three.
+2. One consumer leaves; the other two take over all six partitions, again exactly once,
+   and every record is consumed at least once.
+3. Everyone leaves; more records arrive; a consumer restarted with the same group id
+   resumes at the committed offsets: it gets exactly the new records, nothing committed
+   again and nothing skipped.
+
+usage: groups.py confluent|confluent-consumer|kafka-python BOOTSTRAP TOPIC COUNT"""
+import sys
+import threading
+import time
+
+PARTITIONS = 6
+DEADLINE_S = 90
+
+
+class Confluent:
+    def __init__(self, bootstrap, group, protocol):
+        from confluent_kafka import Consumer
+        conf = {"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
+                "enable.auto.commit": False}
+        if protocol == "consumer":
+            conf["group.protocol"] = "consumer"
+        else:
+            conf["session.timeout.ms"] = 6000
+            conf["heartbeat.interval.ms"] = 500
+        self.c = Consumer(conf)
+
+    def subscribe(self, topic):
+        self.c.subscribe([topic])
+
+    def poll(self):
+        m = self.c.poll(0.2)
+        if m is None:
+            return []
+        assert not m.error(), m.error()
+        self.c.commit(message=m, asynchronous=False)
+        return [(m.partition(), m.offset(), m.value())]
+
+    def assignment(self):
+        return {tp.partition for tp in self.c.assignment()}
+
+    def close(self):
+        self.c.close()
+
+
+class KafkaPython:
+    def __init__(self, bootstrap, group, protocol):
+        from kafka import KafkaConsumer
+        self.c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+                               enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500,
+                               max_poll_records=50)
+
+    def subscribe(self, topic):
+        self.c.subscribe([topic])
+
+    def poll(self):
+        from kafka import OffsetAndMetadata
+        out = []
+        for tp, records in self.c.poll(timeout_ms=200).items():
+            for r in records:
+                out.append((tp.partition, r.offset, r.value))
+            offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)}
+            self.c.commit(offsets)
+        return out
+
+    def assignment(self):
+        return {tp.partition for tp in self.c.assignment()}
+
+    def close(self):
+        self.c.close()
+
+
+def produce(kind, bootstrap, topic, start, count):
+    if kind == "kafka-python":
+        from kafka import KafkaProducer
+        p = KafkaProducer(bootstrap_servers=bootstrap)
+        for i in range(start, start + count):
+            p.send(topic, key=b"key-%d" % i, value=b"value-%d" % i)
+        p.flush(30)
+        p.close()
+        return
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for i in range(start, start + count):
+        p.produce(topic, key=b"key-%d" % i, value=b"value-%d" % i)
+    assert p.flush(30) == 0
+
+
+def create_topic(kind, bootstrap, topic):
+    if kind == "kafka-python":
+        from kafka.admin import KafkaAdminClient, NewTopic
+        a = KafkaAdminClient(bootstrap_servers=bootstrap)
+        a.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        a.close()
+        return
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for f in admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]).values():
+        f.result()
+
+
+class Member(threading.Thread):
+    """A consumer polling in its own thread until told to stop; what it saw is kept."""
+
+    def __init__(self, make, topic):
+        super().__init__(daemon=True)
+        self.make, self.topic = make, topic
+        self.seen = []
+        self.current = set()
+        self.stop = threading.Event()
+        self.error = None
+
+    def run(self):
+        try:
+            c = self.make()
+            c.subscribe(self.topic)
+            while not self.stop.is_set():
+                self.seen.extend(c.poll())
+                self.current = c.assignment()
+            c.close()
+        except Exception as e:  # reported by the main thread
+            self.error = e
+
+
+def wait_for(what, check):
+    deadline = time.time() + DEADLINE_S
+    while not check():
+        assert time.time() < deadline, "timed out waiting for " + what
+        time.sleep(0.1)
+
+
+def exactly_once(members):
+    owned = [p for m in members for p in m.current]
+    return sorted(owned) == list(range(PARTITIONS))
+
+
+def main(kind, bootstrap, topic, count):
+    create_topic(kind, bootstrap, topic)
+    produce(kind, bootstrap, topic, 0, count)
+    group = "group-" + topic
+    impl, protocol = {"confluent": (Confluent, "classic"), "confluent-consumer": (Confluent, "consumer"),
+                      "kafka-python": (KafkaPython, "classic")}[kind]
+
+    def make():
+        return impl(bootstrap, group, protocol)
+
+    members = [Member(make, topic) for _ in range(3)]
+    for m in members:
+        m.start()
+
+    def healthy():
+        for m in members:
+            assert m.error is None, m.error
+        return True
+
+    wait_for("three members to share six partitions", lambda: healthy() and exactly_once(members)
+             and all(m.current for m in members))
+    # One leaves; the other two take everything over.
+    members[2].stop.set()
+    members[2].join(30)
+    assert members[2].error is None, members[2].error
+    wait_for("two members to take over", lambda: healthy() and exactly_once(members[:2]))
+    values = lambda: {v for m in members for (_, _, v) in m.seen}
+    wait_for("every record at least once", lambda: healthy() and len(values()) == count)
+    for m in members[:2]:
+        m.stop.set()
+        m.join(30)
+        assert m.error is None, m.error
+    # Restart with the same group id: exactly the records produced since.
+    produce(kind, bootstrap, topic, count, count)
+    again = Member(make, topic)
+    again.start()
+    wanted = {b"value-%d" % i for i in range(count, 2 * count)}
+    wait_for("the restarted member to catch up",
+             lambda: (again.error is None or (_ for _ in ()).throw(again.error))
+             and {v for (_, _, v) in again.seen} >= wanted)
+    time.sleep(1)  # anything redelivered would arrive now
+    again.stop.set()
+    again.join(30)
+    got = [v for (_, _, v) in again.seen]
+    assert sorted(got) == sorted(wanted), ("redelivered or skipped", len(got), len(wanted),
+                                           sorted(set(got) - wanted)[:5])
+    print("ok", kind)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
