@@ -574,6 +574,10 @@ impl GroupCoordinatorShard {
                 }
             }
         }
+        if group.target_epoch == 0 && group.epoch > 0 {
+            // Freshly replayed: the metadata of now is what the target is computed from.
+            group.topics_seen = seen.clone();
+        }
         if seen != group.topics_seen {
             group.topics_seen = seen;
             group_changed = true;

@@ -418,7 +418,8 @@ impl GroupCoordinatorShard {
             Some(Group::Consumer(_)) => {
                 // An empty consumer group becomes a classic one, as Kafka converts it.
                 effects.records.extend(self.consumer_group_tombstones(group_id));
-                self.groups.remove(group_id);
+                self.groups
+                    .insert(group_id.to_string(), Group::Classic(ClassicGroup::new(now_ms)));
             }
             Some(Group::Classic(_)) => {}
             None => {
