@@ -1,5 +1,6 @@
 //! Klamm's Rust client against the broker over loopback: admin, a batching producer with
-//! the Java client's key partitioning, and a consumer by assignment.
+//! the Java client's key partitioning, a consumer by assignment, and group consumers with
+//! both rebalance protocols.
 #![cfg(not(madsim))]
 
 use std::collections::BTreeMap;
@@ -118,4 +119,160 @@ async fn produce_and_consume_with_the_rust_client() {
     assert_eq!(admin.describe_topics(None).await.unwrap()[0].partitions.len(), 4);
     admin.delete_topic("events").await.unwrap();
     assert!(admin.list_topics().await.unwrap().is_empty());
+}
+
+/// Three group members on six partitions, each polling in its own task and committing what
+/// it read; one leaves and the others take over; a restarted member resumes at the
+/// committed offsets. Both rebalance protocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_groups_with_the_rust_client() {
+    use klamm::client::GroupConsumer;
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let overrides = [
+        format!("log.dirs={}", dir.path().display()),
+        format!("listeners=PLAINTEXT://{address}"),
+        "group.initial.rebalance.delay.ms=0".to_string(),
+        "group.consumer.heartbeat.interval.ms=200".to_string(),
+    ];
+    let (config, _) = ServerConfig::parse("", &overrides).unwrap();
+    let broker = Broker::start(config, RealStorage::new("/")).await.unwrap();
+    tokio::spawn(serve(broker.clone(), listener));
+    tokio::spawn(broker.clone().run_group_timers());
+    let bootstrap = address.to_string();
+    let base = ClientConfig::new().set("bootstrap.servers", &bootstrap);
+    let mut admin = Admin::new(&base).await.unwrap();
+
+    for protocol in ["classic", "consumer"] {
+        let topic = format!("group-{protocol}");
+        admin.create_topic(&topic, 6, 1, &[]).await.unwrap();
+        let produce = |from: usize, to: usize| {
+            let (base, topic) = (base.clone(), topic.clone());
+            async move {
+                let producer = Producer::new(base).await.unwrap();
+                for i in from..to {
+                    let record = ProducerRecord {
+                        topic: topic.clone(),
+                        key: Some(Bytes::from(format!("key-{i}"))),
+                        value: Some(Bytes::from(format!("value-{i}"))),
+                        ..Default::default()
+                    };
+                    producer.send(record).await.unwrap();
+                }
+                producer.flush().await;
+            }
+        };
+        produce(0, 300).await;
+        let config = base
+            .clone()
+            .set("group.id", format!("g-{protocol}"))
+            .set("group.protocol", protocol)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", 6000)
+            .set("heartbeat.interval.ms", 200);
+        type Shared = Arc<Mutex<(Vec<(String, i32)>, Vec<String>, bool)>>;
+        let member = |n: usize, shared: Shared| {
+            let config = config.clone().set("client.id", format!("member-{n}"));
+            let topic = topic.clone();
+            tokio::spawn(async move {
+                let mut c = GroupConsumer::new(config).unwrap();
+                c.subscribe(std::slice::from_ref(&topic));
+                loop {
+                    if shared.lock().unwrap().2 {
+                        break;
+                    }
+                    let records = match c.poll(Duration::from_millis(100)).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            eprintln!("member {n}: {e}");
+                            Vec::new()
+                        }
+                    };
+                    let got: Vec<String> = records
+                        .iter()
+                        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap()).into_owned())
+                        .collect();
+                    if !records.is_empty() {
+                        c.commit().await.unwrap();
+                    }
+                    let mut s = shared.lock().unwrap();
+                    s.0 = c.assignment();
+                    s.1.extend(got);
+                }
+                c.close().await.unwrap();
+            })
+        };
+        let shared: Vec<Shared> = (0..3)
+            .map(|_| Arc::new(Mutex::new((Vec::new(), Vec::new(), false))))
+            .collect();
+        let tasks: Vec<_> = (0..3).map(|n| member(n, shared[n].clone())).collect();
+        let owned = |members: &[Shared]| {
+            let mut all: Vec<i32> = members
+                .iter()
+                .flat_map(|s| s.lock().unwrap().0.iter().map(|(_, p)| *p).collect::<Vec<_>>())
+                .collect();
+            all.sort();
+            all
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while owned(&shared) != (0..6).collect::<Vec<_>>() || shared.iter().any(|s| s.lock().unwrap().0.is_empty()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{protocol}: three members never shared the partitions: {:?}",
+                shared.iter().map(|s| s.lock().unwrap().0.clone()).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        shared[2].lock().unwrap().2 = true;
+        while owned(&shared[..2]) != (0..6).collect::<Vec<_>>() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{protocol}: the others never took over"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let seen = |members: &[Shared]| {
+            members
+                .iter()
+                .flat_map(|s| s.lock().unwrap().1.clone())
+                .collect::<std::collections::BTreeSet<String>>()
+        };
+        while seen(&shared).len() < 300 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{protocol}: not every record was read"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for s in &shared {
+            s.lock().unwrap().2 = true;
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        produce(300, 400).await;
+        let again = Arc::new(Mutex::new((Vec::new(), Vec::new(), false)));
+        let task = member(3, again.clone());
+        while again.lock().unwrap().1.len() < 100 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{protocol}: the restarted member did not resume"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        again.lock().unwrap().2 = true;
+        task.await.unwrap();
+        let mut got = again.lock().unwrap().1.clone();
+        got.sort();
+        let mut want: Vec<String> = (300..400).map(|i| format!("value-{i}")).collect();
+        want.sort();
+        assert_eq!(
+            got, want,
+            "{protocol}: the restarted member must read exactly the new records"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod connection;
 pub mod consumer;
+pub mod group;
 pub mod partitioner;
 pub mod producer;
 
@@ -16,6 +17,7 @@ use crate::protocol::messages::{MetadataRequest, MetadataResponse};
 pub use admin::Admin;
 pub use connection::Connection;
 pub use consumer::{Consumer, ConsumerRecord};
+pub use group::{GroupConsumer, GroupProtocol};
 pub use producer::{Delivery, Producer, ProducerRecord, RecordMetadata};
 
 #[derive(Debug)]
