@@ -12,7 +12,8 @@ const USAGE: &str = "usage:
   klamm server [server.properties] [--override key=value ...]  run a broker (default: 127.0.0.1:9092, ./klamm-data)
   klamm topics --bootstrap-server HOST:PORT --create|--list|--describe|--delete|--alter [--topic T] [--partitions N] [--replication-factor R] [--config k=v]
   klamm console-producer --bootstrap-server HOST:PORT --topic T [--property parse.key=true] [--producer-property k=v]
-  klamm console-consumer --bootstrap-server HOST:PORT --topic T [--from-beginning] [--max-messages N] [--property print.key=true]
+  klamm console-consumer --bootstrap-server HOST:PORT --topic T [--group G] [--from-beginning] [--max-messages N] [--property print.key=true]
+  klamm consumer-groups --bootstrap-server HOST:PORT --list|--describe|--delete|--reset-offsets [--group G|--all-groups] [--topic T[:P,..]|--all-topics] [--to-earliest|--to-latest|--to-offset N|--to-datetime D] [--dry-run|--execute]
   klamm producer-perf-test --topic T --num-records N --record-size S --throughput R --producer-props bootstrap.servers=HOST:PORT ...
   klamm consumer-perf-test --bootstrap-server HOST:PORT --topic T --messages N
   klamm dump-log --files FILE[,FILE...] [--print-data-log]   print the batches of segment files
@@ -31,7 +32,8 @@ fn main() -> ExitCode {
         Some("dump-log") => dump_log(&args[1..]),
         Some("server") => server(&args[1..]),
         Some(
-            tool @ ("topics" | "console-producer" | "console-consumer" | "producer-perf-test" | "consumer-perf-test"),
+            tool @ ("topics" | "console-producer" | "console-consumer" | "consumer-groups" | "producer-perf-test"
+            | "consumer-perf-test"),
         ) => tool_command(tool, &args[1..]),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
@@ -165,6 +167,7 @@ fn tool_command(tool: &str, args: &[String]) -> ExitCode {
             "topics" => cli::topics(args).await,
             "console-producer" => cli::console_producer(args).await,
             "console-consumer" => cli::console_consumer(args).await,
+            "consumer-groups" => klamm::tools::groups::consumer_groups(args).await,
             "producer-perf-test" => cli::producer_perf_test(args).await,
             _ => cli::consumer_perf_test(args).await,
         }

@@ -139,3 +139,121 @@ fn topics_console_and_perf_tools() {
     assert!(!ok && err.contains("unknown option --bogus"), "{err}");
     broker.stop();
 }
+
+/// `console-consumer --group` commits what it printed; `consumer-groups` lists, describes
+/// with lag, resets (dry run first, then --execute) and deletes.
+#[test]
+fn consumer_group_tools() {
+    let data = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start_with(
+        &data.path().join("broker"),
+        free_address(),
+        &["group.initial.rebalance.delay.ms=0"],
+    );
+    let b = broker.bootstrap();
+    let (ok, _, err) = klamm(&[
+        "topics",
+        "--bootstrap-server",
+        &b,
+        "--create",
+        "--topic",
+        "g",
+        "--partitions",
+        "1",
+    ]);
+    assert!(ok, "{err}");
+    let mut producer = Command::new(env!("CARGO_BIN_EXE_klamm"))
+        .args(["console-producer", "--bootstrap-server", &b, "--topic", "g"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: String = (0..30).map(|i| format!("line-{i}\n")).collect();
+    producer.stdin.as_mut().unwrap().write_all(lines.as_bytes()).unwrap();
+    drop(producer.stdin.take());
+    assert!(producer.wait().unwrap().success());
+    let consume = |n: &str| {
+        klamm(&[
+            "console-consumer",
+            "--bootstrap-server",
+            &b,
+            "--topic",
+            "g",
+            "--group",
+            "tools",
+            "--from-beginning",
+            "--max-messages",
+            n,
+        ])
+    };
+    let (ok, out, err) = consume("20");
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 20);
+    // The group resumes after what was printed, not after what was fetched.
+    let (ok, out, err) = consume("10");
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().next(), Some("line-20"), "{out}");
+    let groups = |args: &[&str]| {
+        let mut all = vec!["consumer-groups", "--bootstrap-server", &b];
+        all.extend_from_slice(args);
+        klamm(&all)
+    };
+    let (ok, out, err) = groups(&["--list"]);
+    assert!(ok && out.lines().any(|l| l == "tools"), "{out}{err}");
+    let (ok, out, err) = groups(&["--describe", "--group", "tools"]);
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("tools "))
+        .unwrap_or_default()
+        .to_string();
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert!(ok && fields[..6] == ["tools", "g", "0", "30", "30", "0"], "{out}{err}");
+    // A dry run changes nothing; --execute does.
+    let (ok, out, _) = groups(&[
+        "--reset-offsets",
+        "--group",
+        "tools",
+        "--topic",
+        "g",
+        "--to-offset",
+        "5",
+    ]);
+    assert!(ok && out.contains(" 5"), "{out}");
+    let (_, out, _) = groups(&["--describe", "--group", "tools"]);
+    assert!(out.contains(" 30 "), "{out}");
+    let (ok, _, err) = groups(&[
+        "--reset-offsets",
+        "--group",
+        "tools",
+        "--topic",
+        "g:0",
+        "--to-offset",
+        "5",
+        "--execute",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = consume("1");
+    assert!(ok && out.trim() == "line-5", "{out}{err}");
+    let (ok, _, err) = groups(&[
+        "--reset-offsets",
+        "--group",
+        "tools",
+        "--all-topics",
+        "--to-earliest",
+        "--execute",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = groups(&["--describe", "--group", "tools"]);
+    assert!(
+        ok && out
+            .lines()
+            .any(|l| l.split_whitespace().take(6).eq(["tools", "g", "0", "0", "30", "30"])),
+        "{out}"
+    );
+    let (ok, _, err) = groups(&["--delete", "--group", "tools"]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = groups(&["--list"]);
+    assert!(ok && !out.lines().any(|l| l == "tools"), "{out}");
+    let (ok, _, err) = groups(&["--delete", "--group", "tools"]);
+    assert!(!ok && err.contains("69"), "{err}");
+    broker.stop();
+}

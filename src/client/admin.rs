@@ -219,3 +219,253 @@ impl Admin {
             .collect())
     }
 }
+
+/// A group as ListGroups and DescribeGroups show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupListing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: String,
+    pub group_type: String,
+}
+
+/// A classic group member: (member id, client id, host, assigned partitions).
+pub type GroupMember = (String, String, String, Vec<(String, i32)>);
+
+impl Admin {
+    /// The group coordinator's connection for `group_id` (FindCoordinator, then connect).
+    async fn coordinator(&mut self, group_id: &str) -> Result<Connection, ClientError> {
+        let batched = self.connection.version::<FindCoordinatorRequest>()? >= 4;
+        let request = FindCoordinatorRequest {
+            key: if batched { String::new() } else { group_id.to_string() },
+            key_type: 0,
+            coordinator_keys: if batched {
+                vec![group_id.to_string()]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        };
+        let (response, _): (FindCoordinatorResponse, _) = self.connection.request(&request).await?;
+        let (error, host, port) = match response.coordinators.first() {
+            Some(c) if batched => (c.error_code, c.host.clone(), c.port),
+            _ => (response.error_code, response.host.clone(), response.port),
+        };
+        if error != 0 {
+            return Err(ClientError::Kafka(error, format!("FindCoordinator {group_id}")));
+        }
+        Connection::connect(
+            &format!("{host}:{port}"),
+            "klamm-admin",
+            std::time::Duration::from_secs(30),
+        )
+        .await
+    }
+
+    pub async fn list_groups(&mut self) -> Result<Vec<GroupListing>, ClientError> {
+        let (response, _): (ListGroupsResponse, _) = self.connection.request(&ListGroupsRequest::default()).await?;
+        if response.error_code != 0 {
+            return Err(ClientError::Kafka(response.error_code, "ListGroups".into()));
+        }
+        let mut out: Vec<GroupListing> = response
+            .groups
+            .into_iter()
+            .map(|g| GroupListing {
+                group_id: g.group_id,
+                protocol_type: g.protocol_type,
+                state: g.group_state,
+                group_type: g.group_type,
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        Ok(out)
+    }
+
+    /// A classic group's state and members with their assignments (decoded as the consumer
+    /// protocol's); for a KIP-848 group the state only.
+    pub async fn describe_group(&mut self, group_id: &str) -> Result<(String, Vec<GroupMember>), ClientError> {
+        let mut connection = self.coordinator(group_id).await?;
+        let request = DescribeGroupsRequest {
+            groups: vec![group_id.to_string()],
+            ..Default::default()
+        };
+        let (response, _): (DescribeGroupsResponse, _) = connection.request(&request).await?;
+        let g = response
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| ClientError::Protocol("empty DescribeGroups answer".into()))?;
+        if g.error_code != 0 && g.protocol_type != "consumer" {
+            return Err(ClientError::Kafka(g.error_code, format!("DescribeGroups {group_id}")));
+        }
+        let members = g
+            .members
+            .into_iter()
+            .map(|m| {
+                let mut assigned = Vec::new();
+                if m.member_assignment.len() >= 2 {
+                    let version = i16::from_be_bytes([m.member_assignment[0], m.member_assignment[1]]);
+                    let mut r = crate::protocol::codec::Reader::new(m.member_assignment.slice(2..));
+                    let version =
+                        version.min(<ConsumerProtocolAssignment as crate::protocol::codec::Message>::VERSION_MAX);
+                    if let Ok(a) =
+                        <ConsumerProtocolAssignment as crate::protocol::codec::Message>::decode(&mut r, version)
+                    {
+                        for t in a.assigned_partitions {
+                            for p in t.partitions {
+                                assigned.push((t.topic.clone(), p));
+                            }
+                        }
+                    }
+                }
+                (m.member_id, m.client_id, m.client_host, assigned)
+            })
+            .collect();
+        Ok((g.group_state, members))
+    }
+
+    /// Every committed offset of a group: ((topic, partition), offset).
+    pub async fn group_offsets(&mut self, group_id: &str) -> Result<Vec<((String, i32), i64)>, ClientError> {
+        let mut connection = self.coordinator(group_id).await?;
+        let batched = connection.version::<OffsetFetchRequest>()? >= 8;
+        let request = if batched {
+            OffsetFetchRequest {
+                groups: vec![offset_fetch_request::OffsetFetchRequestGroup {
+                    group_id: group_id.to_string(),
+                    member_epoch: -1,
+                    topics: None,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }
+        } else {
+            OffsetFetchRequest {
+                group_id: group_id.to_string(),
+                topics: None,
+                ..Default::default()
+            }
+        };
+        let (response, _): (OffsetFetchResponse, _) = connection.request(&request).await?;
+        let mut out = Vec::new();
+        if batched {
+            for g in response.groups {
+                if g.error_code != 0 {
+                    return Err(ClientError::Kafka(g.error_code, format!("OffsetFetch {group_id}")));
+                }
+                for t in g.topics {
+                    for p in t.partitions {
+                        out.push(((t.name.clone(), p.partition_index), p.committed_offset));
+                    }
+                }
+            }
+        } else {
+            if response.error_code != 0 {
+                return Err(ClientError::Kafka(
+                    response.error_code,
+                    format!("OffsetFetch {group_id}"),
+                ));
+            }
+            for t in response.topics {
+                for p in t.partitions {
+                    out.push(((t.name.clone(), p.partition_index), p.committed_offset));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Commits offsets from outside the group (only while it has no members).
+    pub async fn alter_group_offsets(
+        &mut self,
+        group_id: &str,
+        offsets: &[((String, i32), i64)],
+    ) -> Result<(), ClientError> {
+        let mut connection = self.coordinator(group_id).await?;
+        let mut topics: std::collections::BTreeMap<&str, Vec<offset_commit_request::OffsetCommitRequestPartition>> =
+            Default::default();
+        for ((topic, partition), offset) in offsets {
+            topics
+                .entry(topic)
+                .or_default()
+                .push(offset_commit_request::OffsetCommitRequestPartition {
+                    partition_index: *partition,
+                    committed_offset: *offset,
+                    committed_leader_epoch: -1,
+                    committed_metadata: Some(String::new()),
+                    ..Default::default()
+                });
+        }
+        let request = OffsetCommitRequest {
+            group_id: group_id.to_string(),
+            generation_id_or_member_epoch: -1,
+            retention_time_ms: -1,
+            topics: topics
+                .into_iter()
+                .map(|(name, partitions)| offset_commit_request::OffsetCommitRequestTopic {
+                    name: name.to_string(),
+                    partitions,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let (response, _): (OffsetCommitResponse, _) = connection.request(&request).await?;
+        for t in response.topics {
+            for p in t.partitions {
+                if p.error_code != 0 {
+                    return Err(ClientError::Kafka(
+                        p.error_code,
+                        format!("OffsetCommit {group_id} {}-{}", t.name, p.partition_index),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn delete_group(&mut self, group_id: &str) -> Result<(), ClientError> {
+        let mut connection = self.coordinator(group_id).await?;
+        let request = DeleteGroupsRequest {
+            groups_names: vec![group_id.to_string()],
+            ..Default::default()
+        };
+        let (response, _): (DeleteGroupsResponse, _) = connection.request(&request).await?;
+        match response.results.first() {
+            Some(r) if r.error_code != 0 => Err(ClientError::Kafka(r.error_code, format!("DeleteGroups {group_id}"))),
+            _ => Ok(()),
+        }
+    }
+
+    /// ListOffsets for one partition: -1 latest, -2 earliest, else the first offset at or
+    /// after the timestamp (-1 if none).
+    pub async fn list_offset(&mut self, topic: &str, partition: i32, timestamp: i64) -> Result<i64, ClientError> {
+        let request = ListOffsetsRequest {
+            replica_id: -1,
+            topics: vec![list_offsets_request::ListOffsetsTopic {
+                name: topic.to_string(),
+                partitions: vec![list_offsets_request::ListOffsetsPartition {
+                    partition_index: partition,
+                    timestamp,
+                    current_leader_epoch: -1,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let (response, _): (ListOffsetsResponse, _) = self.connection.request(&request).await?;
+        let p = response
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .ok_or_else(|| ClientError::Protocol("empty ListOffsets answer".into()))?;
+        if p.error_code != 0 {
+            return Err(ClientError::Kafka(
+                p.error_code,
+                format!("ListOffsets {topic}-{partition}"),
+            ));
+        }
+        Ok(p.offset)
+    }
+}

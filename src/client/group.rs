@@ -135,6 +135,11 @@ impl GroupConsumer {
         self.inner.position(topic, partition)
     }
 
+    /// Reads `topic`-`partition` from `offset` next (and commits from there).
+    pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.inner.seek(topic, partition, offset);
+    }
+
     /// Keeps the membership alive, then fetches from the assigned partitions.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
         if let Err(e) = self.maintain().await {

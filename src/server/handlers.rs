@@ -307,6 +307,7 @@ async fn metadata<S: Storage>(broker: &Broker<S>, request: MetadataRequest, vers
                     },
                     name: Some(topic.name.clone()),
                     topic_id: topic.topic_id,
+                    is_internal: version >= 1 && topic.name == crate::group::OFFSETS_TOPIC,
                     partitions: topic
                         .partitions
                         .iter()

@@ -1,13 +1,14 @@
 //! The Kafka-style tools of the `klamm` binary: `topics`, `console-producer`,
 //! `console-consumer`, `producer-perf-test`, `consumer-perf-test`. Each returns its exit code.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::args::Args;
-use crate::client::{Admin, ClientConfig, Consumer, Producer, ProducerRecord};
+use crate::client::{Admin, ClientConfig, Consumer, GroupConsumer, Producer, ProducerRecord};
 use crate::server::clock;
 
 fn client_config(bootstrap: &str, properties: &[&str]) -> Result<ClientConfig, String> {
@@ -158,7 +159,8 @@ pub async fn console_producer(argv: &[String]) -> Result<(), String> {
 }
 
 /// `klamm console-consumer --bootstrap-server B --topic T [--from-beginning]`: every
-/// partition by assignment (consumer groups arrive with the group coordinator).
+/// partition by assignment, or with `--group G` as a member of that group (committing as it
+/// goes, and leaving the group when done).
 pub async fn console_consumer(argv: &[String]) -> Result<(), String> {
     let a = Args::parse(
         argv,
@@ -173,9 +175,13 @@ pub async fn console_consumer(argv: &[String]) -> Result<(), String> {
             "property",
             "consumer-property",
             "isolation-level",
+            "group",
         ],
     )?;
     let topic = a.required("topic")?.to_string();
+    if a.get("group").is_some() && (a.get("partition").is_some() || a.get("offset").is_some()) {
+        return Err("--group cannot be used with --partition or --offset".into());
+    }
     let mut properties: Vec<String> = a.all("consumer-property").iter().map(|s| s.to_string()).collect();
     properties.push(format!(
         "auto.offset.reset={}",
@@ -184,6 +190,9 @@ pub async fn console_consumer(argv: &[String]) -> Result<(), String> {
     if let Some(level) = a.get("isolation-level") {
         properties.push(format!("isolation.level={level}"));
     }
+    if let Some(group) = a.get("group") {
+        properties.push(format!("group.id={group}"));
+    }
     let config = client_config(
         a.required("bootstrap-server")?,
         &properties.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -191,30 +200,25 @@ pub async fn console_consumer(argv: &[String]) -> Result<(), String> {
     let printing = a.pairs("property")?;
     let flag = |name: &str| printing.get(name).is_some_and(|v| v == "true");
     let separator = printing.get("key.separator").cloned().unwrap_or_else(|| "\t".into());
-    let mut admin = Admin::new(&config).await.map_err(|e| e.to_string())?;
-    let described = admin
-        .describe_topics(Some(&[topic.clone()]))
-        .await
-        .map_err(|e| e.to_string())?;
-    let partitions: Vec<i32> = match a.get("partition") {
-        Some(p) => vec![p.parse().map_err(|_| format!("--partition: {p} is not a number"))?],
-        None => described[0].partitions.iter().map(|p| p.0).collect(),
+    let mut consumer = if a.get("group").is_some() {
+        let mut member = GroupConsumer::new(config).map_err(|e| e.to_string())?;
+        member.subscribe(std::slice::from_ref(&topic));
+        ConsoleSource::Group(member)
+    } else {
+        let mut admin = Admin::new(&config).await.map_err(|e| e.to_string())?;
+        let described = admin
+            .describe_topics(Some(&[topic.clone()]))
+            .await
+            .map_err(|e| e.to_string())?;
+        let partitions: Vec<i32> = match a.get("partition") {
+            Some(p) => vec![p.parse().map_err(|_| format!("--partition: {p} is not a number"))?],
+            None => described[0].partitions.iter().map(|p| p.0).collect(),
+        };
+        let mut consumer = Consumer::new(config).map_err(|e| e.to_string())?;
+        consumer.assign(partitions.iter().map(|&p| (topic.clone(), p)).collect());
+        seek_console(&mut consumer, &topic, &partitions, a.get("offset")).await?;
+        ConsoleSource::Assigned(consumer)
     };
-    let mut consumer = Consumer::new(config).map_err(|e| e.to_string())?;
-    consumer.assign(partitions.iter().map(|&p| (topic.clone(), p)).collect());
-    if let Some(offset) = a.get("offset") {
-        for &p in &partitions {
-            match offset {
-                "earliest" => drop(consumer.seek_to(&topic, p, true).await.map_err(|e| e.to_string())?),
-                "latest" => drop(consumer.seek_to(&topic, p, false).await.map_err(|e| e.to_string())?),
-                n => consumer.seek(
-                    &topic,
-                    p,
-                    n.parse().map_err(|_| format!("--offset: {n} is not an offset"))?,
-                ),
-            }
-        }
-    }
     let max_messages: u64 = a.number("max-messages", u64::MAX)?;
     let idle = a
         .get("timeout-ms")
@@ -225,10 +229,11 @@ pub async fn console_consumer(argv: &[String]) -> Result<(), String> {
     let mut last_record = clock::monotonic();
     let stdout = std::io::stdout();
     while count < max_messages {
-        let records = consumer
-            .poll(Duration::from_millis(500))
-            .await
-            .map_err(|e| e.to_string())?;
+        let records = match &mut consumer {
+            ConsoleSource::Assigned(c) => c.poll(Duration::from_millis(500)).await.map_err(|e| e.to_string())?,
+            // A group member rides out coordinator moves and rebalances.
+            ConsoleSource::Group(c) => c.poll(Duration::from_millis(500)).await.unwrap_or_default(),
+        };
         if records.is_empty() {
             if idle.is_some_and(|t| clock::monotonic().duration_since(last_record) >= t) {
                 break;
@@ -237,7 +242,20 @@ pub async fn console_consumer(argv: &[String]) -> Result<(), String> {
         }
         last_record = clock::monotonic();
         let mut out = stdout.lock();
-        for r in records.into_iter().take((max_messages - count) as usize) {
+        let wanted = (max_messages - count) as usize;
+        if records.len() > wanted {
+            // What is not printed is not consumed: a group commits only what was shown.
+            if let ConsoleSource::Group(member) = &mut consumer {
+                let mut first_unprinted: BTreeMap<i32, i64> = BTreeMap::new();
+                for r in &records[wanted..] {
+                    first_unprinted.entry(r.partition).or_insert(r.offset);
+                }
+                for (partition, offset) in first_unprinted {
+                    member.seek(&topic, partition, offset);
+                }
+            }
+        }
+        for r in records.into_iter().take(wanted) {
             let mut line = String::new();
             if flag("print.timestamp") {
                 line.push_str(&format!("CreateTime:{}{separator}", r.timestamp));
@@ -286,7 +304,38 @@ pub async fn console_consumer(argv: &[String]) -> Result<(), String> {
             count += 1;
         }
     }
+    if let ConsoleSource::Group(member) = consumer {
+        member.close().await.map_err(|e| e.to_string())?;
+    }
     eprintln!("Processed a total of {count} messages");
+    Ok(())
+}
+
+enum ConsoleSource {
+    Assigned(Consumer),
+    Group(GroupConsumer),
+}
+
+async fn seek_console(
+    consumer: &mut Consumer,
+    topic: &str,
+    partitions: &[i32],
+    offset: Option<&str>,
+) -> Result<(), String> {
+    let Some(offset) = offset else {
+        return Ok(());
+    };
+    for &p in partitions {
+        match offset {
+            "earliest" => drop(consumer.seek_to(topic, p, true).await.map_err(|e| e.to_string())?),
+            "latest" => drop(consumer.seek_to(topic, p, false).await.map_err(|e| e.to_string())?),
+            n => consumer.seek(
+                topic,
+                p,
+                n.parse().map_err(|_| format!("--offset: {n} is not an offset"))?,
+            ),
+        }
+    }
     Ok(())
 }
 

@@ -3,3 +3,4 @@
 mod args;
 pub mod cli;
 pub mod dump_log;
+pub mod groups;
