@@ -83,6 +83,14 @@ pub struct History {
     pub retention_ms_min: BTreeMap<String, i64>,
     pub violations: Vec<String>,
     pub counts: BTreeMap<&'static str, u64>,
+    /// Consumer groups: who owned a partition in a generation (classic) or member epoch
+    /// (KIP-848): (group, generation or epoch, partition) to member id.
+    pub group_owners: BTreeMap<(String, i32, Tp), String>,
+    /// Values each group's members have polled.
+    pub group_seen: BTreeMap<String, BTreeSet<String>>,
+    /// Every commit per (group, partition): (offset, sent at, acknowledged at). A commit
+    /// takes effect somewhere between its send and its acknowledgement.
+    pub group_commits: BTreeMap<(String, Tp), Vec<(i64, i64, Option<i64>)>>,
     trace: u64,
 }
 

@@ -7,6 +7,7 @@ compile_error!("klamm-sim runs only inside the simulator: run it with `cargo sim
 
 pub mod checker;
 pub mod cluster;
+pub mod groups;
 pub mod nemesis;
 pub mod runner;
 pub mod scenario;

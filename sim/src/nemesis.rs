@@ -332,6 +332,9 @@ pub async fn monitor(broker: &BrokerNode, history: Shared, stop: Arc<AtomicBool>
     while !stop.load(Ordering::Acquire) {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let Some(b) = broker.broker() else { continue };
+        if let Err(why) = b.check_group_invariants() {
+            history.lock().violation("group-invariant", why);
+        }
         for p in b.replicas.partitions() {
             let (log_start, high_watermark, log_end) = p.log.offsets().await;
             let now = clock::now_ms();

@@ -28,6 +28,8 @@ pub struct Spec {
     pub fault_seconds: u64,
     /// The chance that a writer is an idempotent producer.
     pub idempotent_share: f64,
+    /// Consumer groups (classic and KIP-848) consume the topic (`groups.rs`).
+    pub groups: bool,
 }
 
 const TOPIC: &str = "t";
@@ -50,6 +52,9 @@ pub async fn run(spec: Spec) -> Outcome {
     ];
     if durable {
         overrides.push("log.flush.interval.messages=1".into());
+    }
+    if spec.groups {
+        overrides.extend(crate::groups::BROKER_OVERRIDES.iter().map(|o| o.to_string()));
     }
     let broker = Arc::new(BrokerNode::start(1, &overrides, seed));
     let client = Handle::current()
@@ -146,6 +151,25 @@ pub async fn run(spec: Spec) -> Outcome {
         tasks.push(client.spawn(workload::reader(id, env.clone())));
     }
     tasks.push(client.spawn(workload::consumer(0, env.clone())));
+    let groups_done = Arc::new(AtomicBool::new(false));
+    let mut group_tasks = Vec::new();
+    if spec.groups {
+        for (group, protocol) in crate::groups::GROUPS {
+            let members = 2 + rng.below(2) as u32;
+            description.push_str(&format!(
+                "\n    group {group}: {members} member slots, protocol {protocol}"
+            ));
+            for slot in 0..members {
+                group_tasks.push(client.spawn(crate::groups::member(
+                    group,
+                    protocol,
+                    slot,
+                    env.clone(),
+                    groups_done.clone(),
+                )));
+            }
+        }
+    }
     if spec.admin {
         let choices = if retention_ms.is_some() {
             vec![5_000, 20_000, 60_000]
@@ -196,6 +220,30 @@ pub async fn run(spec: Spec) -> Outcome {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let now = clock::now_ms();
+    if spec.groups {
+        // Each group must consume the whole final log within the bound.
+        let values: Vec<String> = match &finals {
+            Ok(finals) => finals.values().flat_map(|f| f.records.values().cloned()).collect(),
+            Err(_) => Vec::new(),
+        };
+        while clock::monotonic() < healed + LIVENESS_BOUND && !crate::groups::caught_up(&history, &values) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        groups_done.store(true, Ordering::Release);
+        for task in group_tasks {
+            if tokio::time::timeout(Duration::from_secs(30), task).await.is_err() {
+                history.lock().violation(
+                    "liveness",
+                    "a group member did not finish within 30 s of the stop".into(),
+                );
+            }
+        }
+        let bootstrap = bootstrap.clone();
+        let check = history.clone();
+        let _ = client
+            .spawn(async move { crate::groups::check_final(&check, &bootstrap, &values).await })
+            .await;
+    }
     match finals {
         Ok(finals) => history.lock().check_final(&finals, &[TOPIC.to_string()], now),
         Err(e) => history.lock().violation(

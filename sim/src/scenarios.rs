@@ -14,6 +14,7 @@ fn spec(faults: &'static [Fault], fault_seconds: u64) -> Spec {
         retention: false,
         fault_seconds,
         idempotent_share: 0.3,
+        groups: false,
     }
 }
 
@@ -92,6 +93,30 @@ pub async fn idempotent() -> Outcome {
                 Fault::ClogResponses,
                 Fault::Pause,
                 Fault::SlowDisk,
+            ],
+            15,
+        )
+    })
+    .await
+}
+
+/// Consumer groups, classic and KIP-848, whose members crash, leave and return while the
+/// broker crashes (durable mode: acknowledged commits survive power loss) and the network
+/// fails: one owner per partition per generation or epoch, commits never go back, and
+/// every record is consumed once the faults heal.
+pub async fn groups() -> Outcome {
+    scenario::run(Spec {
+        durable: Some(true),
+        groups: true,
+        ..spec(
+            &[
+                Fault::ProcessCrash,
+                Fault::MachineCrash,
+                Fault::CleanRestart,
+                Fault::Partition,
+                Fault::ClogResponses,
+                Fault::Pause,
+                Fault::Latency,
             ],
             15,
         )

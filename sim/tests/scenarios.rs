@@ -34,6 +34,11 @@ fn idempotent() {
 }
 
 #[test]
+fn groups() {
+    runner::check("groups", 100, scenarios::groups);
+}
+
+#[test]
 fn swarm() {
     runner::check("swarm", 350, scenarios::swarm);
 }

@@ -54,6 +54,9 @@ pub struct GroupConsumer {
     /// Consumer: the owned partitions changed since the last heartbeat.
     owned_changed: bool,
     assignment: BTreeSet<(String, i32)>,
+    /// Assigned partitions whose committed offsets are not known yet: not fetched from
+    /// until they are (starting anywhere else would re-read or skip).
+    unpositioned: BTreeSet<(String, i32)>,
     session_timeout_ms: i32,
     rebalance_timeout_ms: i32,
     heartbeat_interval_ms: i64,
@@ -97,6 +100,7 @@ impl GroupConsumer {
             needs_join: true,
             owned_changed: true,
             assignment: BTreeSet::new(),
+            unpositioned: BTreeSet::new(),
             session_timeout_ms: config.get_or("session.timeout.ms", 45_000)?,
             rebalance_timeout_ms: config.get_or("max.poll.interval.ms", 300_000)?,
             heartbeat_interval_ms: config.get_or("heartbeat.interval.ms", 3_000)?,
@@ -182,14 +186,14 @@ impl GroupConsumer {
                 }
             }
         }
-        Ok(())
+        self.start_positions().await
     }
 
     /// Commits the position of every assigned partition (what `poll` has handed out).
     pub async fn commit(&mut self) -> Result<(), ClientError> {
         let offsets: Vec<((String, i32), i64)> = self
             .assignment
-            .iter()
+            .difference(&self.unpositioned)
             .filter_map(|tp| self.inner.position(&tp.0, tp.1).map(|o| (tp.clone(), o)))
             .filter(|(tp, o)| self.committed.get(tp) != Some(o))
             .collect();
@@ -440,27 +444,40 @@ impl GroupConsumer {
     }
 
     /// A new assignment: partitions that stay keep their positions; new ones start at the
-    /// committed offset, or `auto.offset.reset` where none is.
+    /// committed offset, or `auto.offset.reset` where none is, once that is known.
     fn set_assignment(&mut self, assignment: BTreeSet<(String, i32)>) {
         if assignment != self.assignment {
             self.owned_changed = true;
         }
         self.committed.retain(|tp, _| assignment.contains(tp));
+        for tp in assignment.difference(&self.assignment) {
+            self.unpositioned.insert(tp.clone());
+        }
+        self.unpositioned.retain(|tp| assignment.contains(tp));
         self.assignment = assignment;
-        self.inner.assign(self.assignment.iter().cloned().collect());
+        self.assign_positioned();
     }
 
-    async fn start_positions(&mut self, added: Vec<(String, i32)>) -> Result<(), ClientError> {
-        if added.is_empty() {
+    fn assign_positioned(&mut self) {
+        let ready = self.assignment.difference(&self.unpositioned).cloned().collect();
+        self.inner.assign(ready);
+    }
+
+    /// Looks up the committed offsets of newly assigned partitions.
+    async fn start_positions(&mut self) -> Result<(), ClientError> {
+        if self.unpositioned.is_empty() {
             return Ok(());
         }
+        let added: Vec<(String, i32)> = self.unpositioned.iter().cloned().collect();
         let offsets = self.committed(&added).await?;
         for (tp, offset) in added.into_iter().zip(offsets) {
+            self.unpositioned.remove(&tp);
             if offset >= 0 {
                 self.inner.seek(&tp.0, tp.1, offset);
                 self.committed.insert(tp, offset);
             }
         }
+        self.assign_positioned();
         Ok(())
     }
 
@@ -539,10 +556,10 @@ impl GroupConsumer {
                 }
             }
         }
-        self.set_assignment(assigned.clone());
+        self.set_assignment(assigned);
         self.needs_join = false;
         self.next_heartbeat_ms = clock::now_ms() + self.heartbeat_interval_ms;
-        self.start_positions(assigned.into_iter().collect()).await
+        Ok(())
     }
 
     /// Kafka's RangeAssignor: per topic, members sorted by id, consecutive partitions each,
@@ -712,7 +729,6 @@ impl GroupConsumer {
                 }
             }
             let revoked: Vec<(String, i32)> = self.assignment.difference(&assigned).cloned().collect();
-            let added: Vec<(String, i32)> = assigned.difference(&self.assignment).cloned().collect();
             if self.auto_commit && !revoked.is_empty() {
                 // Commit what we give up, before the broker hands it to someone else.
                 let offsets: Vec<((String, i32), i64)> = revoked
@@ -729,7 +745,6 @@ impl GroupConsumer {
                 // Tell the broker at once that they are released.
                 self.next_heartbeat_ms = 0;
             }
-            self.start_positions(added).await?;
         }
         Ok(())
     }

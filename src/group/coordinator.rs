@@ -322,18 +322,16 @@ impl GroupCoordinatorShard {
                     self.groups.remove(group);
                 }
                 Some(v) => {
-                    let live = match self.groups.get_mut(group) {
-                        Some(Group::Classic(g)) => g,
-                        _ => {
-                            self.groups
-                                .insert(group.clone(), Group::Classic(ClassicGroup::new(v.state_timestamp_ms)));
-                            match self.groups.get_mut(group) {
-                                Some(Group::Classic(g)) => g,
-                                _ => unreachable!(),
-                            }
+                    // A record this shard just wrote describes its live state already
+                    // (which also holds who waits for what); any other replaces it.
+                    if let Some(Group::Classic(live)) = self.groups.get(group) {
+                        if live.to_record(group) == *record {
+                            return;
                         }
-                    };
-                    replay_classic(live, v, now_ms);
+                    }
+                    let mut rebuilt = ClassicGroup::new(v.state_timestamp_ms);
+                    replay_classic(&mut rebuilt, v, now_ms);
+                    self.groups.insert(group.clone(), Group::Classic(rebuilt));
                 }
             },
             GroupRecord::ConsumerGroupEpoch { .. } | GroupRecord::ConsumerMember { .. } => {
@@ -1206,12 +1204,6 @@ fn replay_classic(group: &mut ClassicGroup, v: &GroupMetadataValue, now_ms: i64)
     group.generation = v.generation;
     group.protocol = v.protocol.clone();
     group.leader = v.leader.clone();
-    let live = !group.members.is_empty();
-    if live {
-        // The record was written by this shard's own handler: the live state already
-        // holds it (assignments included).
-        return;
-    }
     group.members = v
         .members
         .iter()
@@ -1467,6 +1459,10 @@ fn release_syncs(group: &mut ClassicGroup, effects: &mut Effects) {
 fn remove_member(group: &mut ClassicGroup, member_id: &str, effects: &mut Effects) {
     if let Some(position) = group.members.iter().position(|m| m.member_id == member_id) {
         let m = group.members.remove(position);
+        if group.leader.as_deref() == Some(member_id) {
+            // As Kafka: the next member leads (until the join picks again).
+            group.leader = group.members.first().map(|m| m.member_id.clone());
+        }
         if let Some((id, v)) = m.awaiting_join {
             effects
                 .replies

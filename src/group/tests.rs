@@ -496,6 +496,12 @@ fn classic_static_members() {
         sync a3 2 a3=A3 => a3 sync A3
         heartbeat a 1 => UNKNOWN_MEMBER_ID
         describe => Stable 1
+        # A reload replays every version of the group, each replacing the last (found by
+        # the simulator: a replay that kept the first version's members).
+        reload
+        describe => Stable 1
+        heartbeat a3 2 => NONE
+        heartbeat a2 2 => UNKNOWN_MEMBER_ID
         ",
     );
 }
