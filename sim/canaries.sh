@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Builds the simulator once per planted bug and checks that the swarm scenario catches it
-# within 1,000 seeds; prints how many seeds each took. Usage: sim/canaries.sh [NAME ...]
+# Builds the simulator once per planted bug and checks that the swarm scenario (the groups
+# scenario for group canaries) catches it within 1,000 seeds; prints how many seeds each
+# took. Usage: sim/canaries.sh [NAME ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 canaries=("$@")
 if [ ${#canaries[@]} -eq 0 ]; then
     canaries=(ack-before-append ack-before-sync recovery-skips-crc index-off-by-one
               fetch-past-high-watermark retention-deletes-active-segment
-              forget-producer-state accept-sequence-gap)
+              forget-producer-state accept-sequence-gap group-stale-commit
+              group-double-assign)
 fi
 log=$(mktemp)
 for canary in "${canaries[@]}"; do

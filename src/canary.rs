@@ -14,6 +14,8 @@
         feature = "canary-retention-deletes-active-segment",
         feature = "canary-forget-producer-state",
         feature = "canary-accept-sequence-gap",
+        feature = "canary-group-stale-commit",
+        feature = "canary-group-double-assign",
     )
 ))]
 compile_error!("canary features plant bugs; they exist only in simulation builds (cargo sim)");
@@ -37,6 +39,12 @@ pub const FORGET_PRODUCER_STATE: bool = cfg!(all(madsim, feature = "canary-forge
 /// A batch with a gap in its producer's sequence is appended.
 pub const ACCEPT_SEQUENCE_GAP: bool = cfg!(all(madsim, feature = "canary-accept-sequence-gap"));
 
+/// The group coordinator takes offset commits from any generation or member epoch.
+pub const GROUP_STALE_COMMIT: bool = cfg!(all(madsim, feature = "canary-group-stale-commit"));
+/// KIP-848: a member gets its target partitions without waiting for their old owner to
+/// revoke them.
+pub const GROUP_DOUBLE_ASSIGN: bool = cfg!(all(madsim, feature = "canary-group-double-assign"));
+
 /// The canary this build plants, if any.
 pub fn planted() -> Option<&'static str> {
     [
@@ -48,6 +56,8 @@ pub fn planted() -> Option<&'static str> {
         (RETENTION_DELETES_ACTIVE_SEGMENT, "retention-deletes-active-segment"),
         (FORGET_PRODUCER_STATE, "forget-producer-state"),
         (ACCEPT_SEQUENCE_GAP, "accept-sequence-gap"),
+        (GROUP_STALE_COMMIT, "group-stale-commit"),
+        (GROUP_DOUBLE_ASSIGN, "group-double-assign"),
     ]
     .into_iter()
     .find_map(|(on, name)| on.then_some(name))

@@ -33,7 +33,16 @@ pub const BROKER_OVERRIDES: [&str; 4] = [
 
 /// One member slot of a group: it runs a member, which crashes or leaves after a while,
 /// then runs a new one, until `done`.
-pub async fn member(group: &'static str, protocol: &'static str, slot: u32, env: Env, done: Arc<AtomicBool>) {
+/// `calm` is set when the faults heal: from then on members stop crashing and leaving, so
+/// that the group can settle.
+pub async fn member(
+    group: &'static str,
+    protocol: &'static str,
+    slot: u32,
+    env: Env,
+    calm: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+) {
     let mut incarnation = 0u32;
     while !done.load(Ordering::Acquire) {
         incarnation += 1;
@@ -54,8 +63,10 @@ pub async fn member(group: &'static str, protocol: &'static str, slot: u32, env:
         };
         consumer.subscribe(std::slice::from_ref(&env.topic));
         let lifetime = thread_rng().gen_range(20..400);
-        for _ in 0..lifetime {
-            if done.load(Ordering::Acquire) {
+        let mut round = 0;
+        loop {
+            round += 1;
+            if done.load(Ordering::Acquire) || (round > lifetime && !calm.load(Ordering::Acquire)) {
                 break;
             }
             let records =

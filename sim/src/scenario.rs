@@ -152,6 +152,7 @@ pub async fn run(spec: Spec) -> Outcome {
     }
     tasks.push(client.spawn(workload::consumer(0, env.clone())));
     let groups_done = Arc::new(AtomicBool::new(false));
+    let groups_calm = Arc::new(AtomicBool::new(false));
     let mut group_tasks = Vec::new();
     if spec.groups {
         for (group, protocol) in crate::groups::GROUPS {
@@ -165,6 +166,7 @@ pub async fn run(spec: Spec) -> Outcome {
                     protocol,
                     slot,
                     env.clone(),
+                    groups_calm.clone(),
                     groups_done.clone(),
                 )));
             }
@@ -193,6 +195,7 @@ pub async fn run(spec: Spec) -> Outcome {
     };
     nemesis::run(&world, &faults, &mut rng, Duration::from_secs(spec.fault_seconds)).await;
     nemesis::heal(&world);
+    groups_calm.store(true, Ordering::Release);
     let healed = clock::monotonic();
     // Let the workload run on a healed system, then stop it and let it drain.
     tokio::time::sleep(Duration::from_secs(3)).await;

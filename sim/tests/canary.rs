@@ -1,5 +1,5 @@
 //! The canary test: with a planted bug (`cargo sim --features canary-NAME -- canary`), the
-//! swarm scenario must fail within 1,000 seeds. `sim/canaries.sh` runs every canary.
+//! swarm scenario (the groups scenario for `group-` canaries) must fail within 1,000 seeds. `sim/canaries.sh` runs every canary.
 
 use klamm_sim::runner::{self, say};
 use klamm_sim::scenarios;
@@ -16,7 +16,12 @@ fn canary() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let summary = runner::run_seeds("canary", first, SEEDS_MAX, true, scenarios::swarm);
+    // The group canaries need the groups scenario; the rest, the swarm.
+    let summary = if name.starts_with("group-") {
+        runner::run_seeds("canary", first, SEEDS_MAX, true, scenarios::groups)
+    } else {
+        runner::run_seeds("canary", first, SEEDS_MAX, true, scenarios::swarm)
+    };
     let caught = summary.failures.iter().map(|(seed, _)| *seed).min();
     match caught {
         Some(seed) => say(format!(

@@ -103,8 +103,15 @@ impl Consumer {
         Ok(offset)
     }
 
+    /// The offset of the next record `poll` returns for this partition: the first one
+    /// fetched but not yet returned, or where the next fetch starts. Committing it never
+    /// skips a record that was fetched and not handed out.
     pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.positions.get(&(topic.to_string(), partition)).copied()
+        self.buffered
+            .iter()
+            .find(|r| r.partition == partition && r.topic == topic)
+            .map(|r| r.offset)
+            .or_else(|| self.positions.get(&(topic.to_string(), partition)).copied())
     }
 
     /// Records from the assigned partitions, waiting up to `timeout` for some.

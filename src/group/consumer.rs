@@ -120,7 +120,9 @@ impl ConsumerGroup {
         }
         match self.members.get(member_id) {
             None => Some(ErrorCode::UnknownMemberId),
-            Some(m) if m.value.member_epoch != epoch => Some(ErrorCode::StaleMemberEpoch),
+            Some(m) if m.value.member_epoch != epoch && !crate::canary::GROUP_STALE_COMMIT => {
+                Some(ErrorCode::StaleMemberEpoch)
+            }
             Some(_) => None,
         }
     }
@@ -280,7 +282,11 @@ impl ConsumerGroup {
                 m.value.member_epoch = target_epoch;
             }
             // Take what the target gives, once no one else holds it.
-            let free = minus(&target, &others);
+            let free = if crate::canary::GROUP_DOUBLE_ASSIGN {
+                target.clone()
+            } else {
+                minus(&target, &others)
+            };
             assigned = union(&assigned, &free);
         } else if m.revocation_deadline_ms.is_none() {
             m.revocation_deadline_ms = Some(now_ms + m.value.rebalance_timeout_ms.max(0) as i64);

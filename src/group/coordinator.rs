@@ -941,7 +941,7 @@ impl GroupCoordinatorShard {
                 if let Some(code) = check_member(g, member_id, instance, true) {
                     return Some(code);
                 }
-                if generation_or_epoch != g.generation {
+                if generation_or_epoch != g.generation && !crate::canary::GROUP_STALE_COMMIT {
                     return Some(ErrorCode::IllegalGeneration);
                 }
                 if g.state == ClassicState::CompletingRebalance {
