@@ -76,6 +76,17 @@ pub async fn member(
                 };
             let (member_id, generation) = consumer.membership();
             let assignment = consumer.assignment();
+            if std::env::var_os("KLAMM_SIM_DEBUG").is_some() && round % 50 == 0 && calm.load(Ordering::Acquire) {
+                let positions: Vec<_> = assignment
+                    .iter()
+                    .map(|tp| (tp.1, consumer.position(&tp.0, tp.1)))
+                    .collect();
+                crate::runner::say(format!(
+                    "{} {group} {member_id} g{generation} {positions:?} got {}",
+                    clock::now_ms(),
+                    records.len()
+                ));
+            }
             {
                 let mut h = env.history.lock();
                 for tp in &assignment {

@@ -6,13 +6,33 @@ use klamm_sim::runner::{self, Outcome};
 use klamm_sim::scenarios;
 
 /// (scenario, seed, the bug it found).
-const REGRESSIONS: &[(&str, u64, &str)] = &[(
-    "power_loss",
-    1,
-    "the broker created its log directory without syncing the parents, so a power loss \
-     before the first checkpoint lost the whole directory and the next start made a new \
-     cluster without the topic",
-)];
+const REGRESSIONS: &[(&str, u64, &str)] = &[
+    (
+        "power_loss",
+        1,
+        "the broker created its log directory without syncing the parents, so a power loss \
+         before the first checkpoint lost the whole directory and the next start made a new \
+         cluster without the topic",
+    ),
+    (
+        "groups",
+        1,
+        "a shard reload kept the first version of a classic group's members, and a departed \
+         leader stayed leader: the shard failed its invariants and the group was unavailable",
+    ),
+    (
+        "groups",
+        1061,
+        "the consumer's position counted fetched but unreturned records, so a member committed \
+         past them and the next owner skipped them",
+    ),
+    (
+        "groups",
+        2100,
+        "a KIP-848 member that failed to resolve its new assignment's topic ids dropped the \
+         assignment; the broker, thinking it delivered, never sent it again",
+    ),
+];
 
 fn run(scenario: &str, seed: u64) -> Result<Outcome, String> {
     match scenario {
@@ -23,6 +43,7 @@ fn run(scenario: &str, seed: u64) -> Result<Outcome, String> {
         "admin_retention" => runner::run_one(seed, scenarios::admin_retention),
         "swarm" => runner::run_one(seed, scenarios::swarm),
         "idempotent" => runner::run_one(seed, scenarios::idempotent),
+        "groups" => runner::run_one(seed, scenarios::groups),
         other => panic!("unknown scenario {other}"),
     }
 }

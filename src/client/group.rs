@@ -685,7 +685,17 @@ impl GroupConsumer {
             topic_partitions: owned,
             ..Default::default()
         };
-        let response: ConsumerGroupHeartbeatResponse = self.coordinator_request(&request).await?;
+        let response: ConsumerGroupHeartbeatResponse = match self.coordinator_request(&request).await {
+            Ok(r) => r,
+            Err(e) => {
+                // The answer may have carried a new assignment: the next heartbeat is a
+                // full one (subscription and owned partitions), which the broker answers
+                // with the assignment again.
+                self.owned_changed = true;
+                self.needs_join = true;
+                return Err(e);
+            }
+        };
         if response.error_code != 0 {
             self.next_heartbeat_ms = clock::now_ms() + 100;
             self.on_group_error(response.error_code);
@@ -712,8 +722,19 @@ impl GroupConsumer {
                 .iter()
                 .any(|tp| !self.topic_names.contains_key(&tp.topic_id));
             if unknown {
-                let mut connection = bootstrap(&self.config).await?;
-                let metadata = fetch_metadata(&mut connection, None, false).await?;
+                let fetched = async {
+                    let mut connection = bootstrap(&self.config).await?;
+                    fetch_metadata(&mut connection, None, false).await
+                };
+                let metadata = match fetched.await {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // The assignment is not taken yet: the next heartbeat says what we
+                        // own, and the broker sends it again.
+                        self.owned_changed = true;
+                        return Err(e);
+                    }
+                };
                 for t in &metadata.topics {
                     if let Some(name) = &t.name {
                         self.topic_names.insert(t.topic_id, name.clone());
