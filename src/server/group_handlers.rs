@@ -92,26 +92,54 @@ pub(super) async fn join_group<S: Storage>(
         member_id: request.member_id.clone(),
         ..Default::default()
     };
-    let (id, reply) = broker.groups.register();
-    {
-        let (partition, mut guard) = match broker.group_shard(&request.group_id).await {
-            Ok(found) => found,
-            Err(e) => {
-                broker.groups.forget(id);
-                return Some(failed(code_of(&e)));
-            }
-        };
-        let shard = guard.as_mut().expect("loaded");
-        let effects = shard.join_group(id, &request, version, &client.id, &client.host, clock::now_ms());
-        if let Err(e) = broker.group_commit(partition, &mut guard, effects).await {
-            broker.groups.forget(id);
-            return Some(failed(code_of(&e)));
-        }
-    }
-    match reply.await {
+    let now = clock::now_ms();
+    let reply = awaited(broker, &request.group_id, |shard, id| {
+        shard.join_group(id, &request, version, &client.id, &client.host, now)
+    })
+    .await;
+    match reply {
         Ok(Reply::Join(response)) => Some(response),
-        _ => Some(failed(ErrorCode::NotCoordinator)),
+        Ok(_) => Some(failed(ErrorCode::NotCoordinator)),
+        Err(code) => Some(failed(code)),
     }
+}
+
+/// Runs a handler whose reply may come later (JoinGroup, SyncGroup): registers for the
+/// reply, calls the handler on the group's shard, commits its effects, lets the shard go,
+/// then waits for the reply.
+async fn awaited<S: Storage>(
+    broker: &Broker<S>,
+    group_id: &str,
+    handler: impl FnOnce(&mut crate::group::GroupCoordinatorShard, crate::group::RequestId) -> crate::group::Effects,
+) -> Result<Reply, ErrorCode> {
+    let (id, reply) = broker.groups.register();
+    let committed = async {
+        let (partition, mut guard) = broker.group_shard(group_id).await?;
+        let effects = handler(guard.as_mut().expect("loaded"), id);
+        broker.group_commit(partition, &mut guard, effects).await
+    };
+    if let Err(e) = committed.await {
+        broker.groups.forget(id);
+        return Err(code_of(&e));
+    }
+    reply.await.map_err(|_| ErrorCode::NotCoordinator)
+}
+
+/// Appends records a handler returned (with no replies) to the group's partition.
+async fn commit_records<S: Storage>(
+    broker: &Broker<S>,
+    partition: i32,
+    guard: &mut super::group_coordinator::ShardGuard<'_>,
+    records: Vec<crate::group::GroupRecord>,
+) -> Result<(), ErrorCode> {
+    let effects = crate::group::Effects {
+        records,
+        replies: Vec::new(),
+    };
+    broker
+        .group_commit(partition, guard, effects)
+        .await
+        .map_err(|e| code_of(&e))
 }
 
 pub(super) async fn sync_group<S: Storage>(
@@ -123,25 +151,15 @@ pub(super) async fn sync_group<S: Storage>(
         error_code: code.code(),
         ..Default::default()
     };
-    let (id, reply) = broker.groups.register();
+    let now = clock::now_ms();
+    match awaited(broker, &request.group_id, |shard, id| {
+        shard.sync_group(id, &request, version, now)
+    })
+    .await
     {
-        let (partition, mut guard) = match broker.group_shard(&request.group_id).await {
-            Ok(found) => found,
-            Err(e) => {
-                broker.groups.forget(id);
-                return Some(failed(code_of(&e)));
-            }
-        };
-        let shard = guard.as_mut().expect("loaded");
-        let effects = shard.sync_group(id, &request, version, clock::now_ms());
-        if let Err(e) = broker.group_commit(partition, &mut guard, effects).await {
-            broker.groups.forget(id);
-            return Some(failed(code_of(&e)));
-        }
-    }
-    match reply.await {
         Ok(Reply::Sync(response)) => Some(response),
-        _ => Some(failed(ErrorCode::NotCoordinator)),
+        Ok(_) => Some(failed(ErrorCode::NotCoordinator)),
+        Err(code) => Some(failed(code)),
     }
 }
 
@@ -220,13 +238,9 @@ pub(super) async fn offset_commit<S: Storage>(
         Ok((partition, mut guard)) => {
             let shard = guard.as_mut().expect("loaded");
             let (records, errors) = shard.commit_offsets(&request, version, clock::now_ms());
-            let effects = crate::group::Effects {
-                records,
-                replies: Vec::new(),
-            };
-            match broker.group_commit(partition, &mut guard, effects).await {
+            match commit_records(broker, partition, &mut guard, records).await {
                 Ok(()) => errors,
-                Err(e) => uniform(&request, code_of(&e)),
+                Err(code) => uniform(&request, code),
             }
         }
         Err(e) => uniform(&request, code_of(&e)),
@@ -474,16 +488,10 @@ pub(super) async fn delete_groups<S: Storage>(
             Ok((partition, mut guard)) => {
                 let shard = guard.as_ref().expect("loaded");
                 match shard.delete_group(group_id) {
-                    Ok(records) => {
-                        let effects = crate::group::Effects {
-                            records,
-                            replies: Vec::new(),
-                        };
-                        match broker.group_commit(partition, &mut guard, effects).await {
-                            Ok(()) => ErrorCode::None,
-                            Err(e) => code_of(&e),
-                        }
-                    }
+                    Ok(records) => match commit_records(broker, partition, &mut guard, records).await {
+                        Ok(()) => ErrorCode::None,
+                        Err(code) => code,
+                    },
                     Err(code) => code,
                 }
             }
@@ -515,16 +523,9 @@ pub(super) async fn offset_delete<S: Storage>(
         Ok((partition, mut guard)) => {
             let shard = guard.as_ref().expect("loaded");
             match shard.delete_offsets(&request.group_id, &topics) {
-                Ok((records, errors)) => {
-                    let effects = crate::group::Effects {
-                        records,
-                        replies: Vec::new(),
-                    };
-                    match broker.group_commit(partition, &mut guard, effects).await {
-                        Ok(()) => Ok(errors),
-                        Err(e) => Err(code_of(&e)),
-                    }
-                }
+                Ok((records, errors)) => commit_records(broker, partition, &mut guard, records)
+                    .await
+                    .map(|()| errors),
                 Err(code) => Err(code),
             }
         }
