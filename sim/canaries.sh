@@ -18,7 +18,7 @@ for canary in "${canaries[@]}"; do
     cargo sim --features "canary-$canary" --test canary >"$log" 2>&1 || status=$?
     # The seed that caught it printed its violations; show the verdict and the first few.
     grep -E "^klamm-sim: canary .*caught" "$log" || true
-    grep -E "^    [a-z-]+:" "$log" | head -2 | cut -c1-240
+    grep -E "^    [a-z-]+:" "$log" | head -2 | cut -c1-240 || true
     if [ $status -ne 0 ]; then
         tail -20 "$log"
         echo "canary $canary was NOT caught"

@@ -39,7 +39,8 @@ pub const FORGET_PRODUCER_STATE: bool = cfg!(all(madsim, feature = "canary-forge
 /// A batch with a gap in its producer's sequence is appended.
 pub const ACCEPT_SEQUENCE_GAP: bool = cfg!(all(madsim, feature = "canary-accept-sequence-gap"));
 
-/// The group coordinator takes offset commits from any generation or member epoch.
+/// The group coordinator takes offset commits from any member of any generation or member
+/// epoch, even one it has fenced (no membership check at all).
 pub const GROUP_STALE_COMMIT: bool = cfg!(all(madsim, feature = "canary-group-stale-commit"));
 /// KIP-848: a member gets its target partitions without waiting for their old owner to
 /// revoke them.

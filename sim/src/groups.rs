@@ -121,6 +121,13 @@ pub async fn member(
                 .iter()
                 .filter_map(|tp| consumer.position(&tp.0, tp.1).map(|o| (tp.clone(), o)))
                 .collect();
+            if thread_rng().gen_bool(0.02) {
+                // Processing that outlasts the session (a long GC pause, a slow handler):
+                // the member may be fenced before it commits, and its commit must fail.
+                let stall = thread_rng().gen_range(1_000..8_000);
+                tokio::time::sleep(Duration::from_millis(stall)).await;
+                env.history.lock().count("group-stalls");
+            }
             let sent = clock::now_ms();
             let committed = tokio::time::timeout(Duration::from_secs(10), consumer.commit_offsets(&offsets)).await;
             let acked = matches!(committed, Ok(Ok(()))).then(clock::now_ms);

@@ -120,9 +120,7 @@ impl ConsumerGroup {
         }
         match self.members.get(member_id) {
             None => Some(ErrorCode::UnknownMemberId),
-            Some(m) if m.value.member_epoch != epoch && !crate::canary::GROUP_STALE_COMMIT => {
-                Some(ErrorCode::StaleMemberEpoch)
-            }
+            Some(m) if m.value.member_epoch != epoch => Some(ErrorCode::StaleMemberEpoch),
             Some(_) => None,
         }
     }

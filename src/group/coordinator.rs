@@ -917,6 +917,9 @@ impl GroupCoordinatorShard {
         generation_or_epoch: i32,
         version: i16,
     ) -> Option<ErrorCode> {
+        if crate::canary::GROUP_STALE_COMMIT {
+            return None;
+        }
         match self.groups.get_mut(group_id) {
             None => {
                 // Kafka: a commit with a generation to a group that does not exist is
@@ -941,7 +944,7 @@ impl GroupCoordinatorShard {
                 if let Some(code) = check_member(g, member_id, instance, true) {
                     return Some(code);
                 }
-                if generation_or_epoch != g.generation && !crate::canary::GROUP_STALE_COMMIT {
+                if generation_or_epoch != g.generation {
                     return Some(ErrorCode::IllegalGeneration);
                 }
                 if g.state == ClassicState::CompletingRebalance {
