@@ -5,7 +5,8 @@
 //!
 //! Producers run idempotent (kafka-python 3.x by default, the others asked to), so every
 //! client's InitProducerId and sequence numbering meets the broker's. Consumer groups run
-//! with every client (confluent-kafka with both the classic and the KIP-848 protocol): three
+//! with every client (confluent-kafka with the classic protocol, eager and
+//! cooperative-sticky, and with KIP-848): three
 //! consumers share six partitions, one leaves, the others take over, and a restarted one
 //! resumes at the committed offsets (`clients/groups.py` and the group phases of the
 //! aiokafka and kafkajs scripts).
@@ -339,6 +340,7 @@ fn real_clients_in_consumer_groups() {
     const GROUP_RECORDS: usize = 600;
     for (python, kind, topic) in [
         (&confluent, "confluent", "groups-ck"),
+        (&confluent, "confluent-cooperative", "groups-ck-coop"),
         (&confluent, "confluent-consumer", "groups-ck-848"),
         (&kafka_python_3, "kafka-python", "groups-kp3"),
         (&kafka_python_2, "kafka-python", "groups-kp2"),

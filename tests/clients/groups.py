@@ -8,7 +8,7 @@ topic, each in its own thread, committing every record it handles.
    resumes at the committed offsets: it gets exactly the new records, nothing committed
    again and nothing skipped.
 
-usage: groups.py confluent|confluent-consumer|kafka-python BOOTSTRAP TOPIC COUNT"""
+usage: groups.py confluent|confluent-cooperative|confluent-consumer|kafka-python BOOTSTRAP TOPIC COUNT"""
 import sys
 import threading
 import time
@@ -25,6 +25,8 @@ class Confluent:
         if protocol == "consumer":
             conf["group.protocol"] = "consumer"
         else:
+            if protocol == "cooperative":
+                conf["partition.assignment.strategy"] = "cooperative-sticky"
             conf["session.timeout.ms"] = 6000
             conf["heartbeat.interval.ms"] = 500
         self.c = Consumer(conf)
@@ -37,7 +39,16 @@ class Confluent:
         if m is None:
             return []
         assert not m.error(), m.error()
-        self.c.commit(message=m, asynchronous=False)
+        from confluent_kafka import KafkaError, KafkaException
+        try:
+            self.c.commit(message=m, asynchronous=False)
+        except KafkaException as e:
+            # A rebalance under way (cooperative members keep consuming through it): the
+            # commit is refused, and the record comes again to whoever owns it next.
+            retriable = (KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS,
+                         KafkaError.UNKNOWN_MEMBER_ID)
+            if e.args[0].code() not in retriable:
+                raise
         return [(m.partition(), m.offset(), m.value())]
 
     def assignment(self):
@@ -143,6 +154,7 @@ def main(kind, bootstrap, topic, count):
     produce(kind, bootstrap, topic, 0, count)
     group = "group-" + topic
     impl, protocol = {"confluent": (Confluent, "classic"), "confluent-consumer": (Confluent, "consumer"),
+                      "confluent-cooperative": (Confluent, "cooperative"),
                       "kafka-python": (KafkaPython, "classic")}[kind]
 
     def make():
