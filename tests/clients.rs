@@ -20,6 +20,10 @@ use std::process::{Command, Stdio};
 
 const RECORDS: usize = 1000;
 
+/// The tests of this file run in parallel threads; installs into `target/clients/` take
+/// turns, or two would build the same virtualenv at once.
+static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -50,6 +54,7 @@ fn has(program: &str) -> bool {
 
 /// A virtualenv with `packages`, made once.
 fn venv(name: &str, packages: &[&str]) -> PathBuf {
+    let _turn = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = clients_dir().join(name);
     let python = dir.join("bin").join("python");
     let marker = dir.join(format!(
@@ -72,6 +77,7 @@ fn venv(name: &str, packages: &[&str]) -> PathBuf {
 }
 
 fn kcat() -> String {
+    let _turn = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if !has("kcat") {
         // As root, or through sudo where the test runs as another user.
         let apt = |args: &[&str]| {
@@ -101,6 +107,7 @@ fn kcat() -> String {
 }
 
 fn kafkajs() -> PathBuf {
+    let _turn = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = clients_dir().join("node");
     if !dir.join("node_modules").join("kafkajs").exists() {
         std::fs::create_dir_all(&dir).unwrap();
