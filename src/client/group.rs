@@ -85,7 +85,7 @@ impl GroupConsumer {
         let client_id = config.client_id();
         let member_id = match protocol {
             // KIP-1082: the client makes its member id, unique per consumer instance.
-            GroupProtocol::Consumer => member_uuid(&client_id, &group_id, now).to_base64(),
+            GroupProtocol::Consumer => member_uuid(&client_id, &group_id, now),
             GroupProtocol::Classic => String::new(),
         };
         Ok(GroupConsumer {
@@ -778,21 +778,12 @@ fn encode_versioned<M: Message>(message: &M, version: i16) -> Result<Bytes, Clie
     Ok(w.freeze())
 }
 
-/// A member id for KIP-848: 16 bytes mixed from the client id, the group and the time.
-fn member_uuid(client_id: &str, group_id: &str, now_ms: i64) -> Uuid {
-    let mut h1: u64 = 0x243f_6a88_85a3_08d3;
-    let mut h2: u64 = 0x1319_8a2e_0370_7344;
-    for b in client_id
-        .bytes()
-        .chain([0])
-        .chain(group_id.bytes())
-        .chain(now_ms.to_le_bytes())
-    {
-        h1 = (h1 ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        h2 = (h2 ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(23);
-    }
-    let mut id = [0u8; 16];
-    id[..8].copy_from_slice(&h1.to_be_bytes());
-    id[8..].copy_from_slice(&h2.to_be_bytes());
-    Uuid(id)
+/// A member id for KIP-848, mixed from the client id, the group and the time.
+fn member_uuid(client_id: &str, group_id: &str, now_ms: i64) -> String {
+    let text_hash = |t: &str| {
+        t.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        })
+    };
+    crate::group::mix_uuid(&[text_hash(client_id), text_hash(group_id), now_ms as u64]).to_base64()
 }

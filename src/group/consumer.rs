@@ -501,10 +501,7 @@ impl GroupCoordinatorShard {
             if !group.members.contains_key(&member_id) && group.members.len() >= members_max {
                 return (effects, fail(ErrorCode::GroupMaxSizeReached, "the group is full"));
             }
-            if let Some(old) = group.members.remove(&member_id) {
-                // Rejoining with epoch 0: it starts over, so what it held is freed.
-                drop(old);
-            }
+            // Rejoining with epoch 0 starts over: the insert replaces (and frees) what it held.
             group.members.insert(
                 member_id.clone(),
                 ConsumerMember {
