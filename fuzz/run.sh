@@ -20,10 +20,14 @@ for spec in request_decoder:1000000 record_batch:2000000; do
     # A fresh, empty corpus each time: the same seed then gives the same inputs.
     mkdir -p "$corpus/$target"
     cargo fuzz run -O "$target" "$corpus/$target" -- -runs="$runs" -seed="$seed" -rss_limit_mb=2048 -max_len=4096 2>&1 |
-        grep -E "^Done|panicked|SUMMARY|ERROR" || true
+        grep -A3 -E "^Done|panicked|SUMMARY|ERROR" || true
     # cargo fuzz exits non-zero on a crash; rerun the check on its status.
     if [ -n "$(ls fuzz/artifacts/"$target" 2>/dev/null)" ]; then
         echo "fuzz target $target crashed; artifacts in fuzz/artifacts/$target"
+        # The input in hex, so that a crash on a CI machine reproduces anywhere.
+        for crash in fuzz/artifacts/"$target"/*; do
+            echo "$crash: $(od -An -v -tx1 "$crash" | tr -d ' \n' | head -c 8192)"
+        done
         exit 1
     fi
     echo "fuzz target $target: $runs runs in $(( $(date +%s) - start ))s"

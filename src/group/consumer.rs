@@ -108,6 +108,19 @@ impl ConsumerGroup {
         }
     }
 
+    /// The server assignor: range once any member asks for it, uniform otherwise.
+    fn assignor_name(&self) -> &'static str {
+        if self
+            .members
+            .values()
+            .any(|m| m.value.server_assignor.as_deref() == Some("range"))
+        {
+            "range"
+        } else {
+            "uniform"
+        }
+    }
+
     pub(super) fn subscribes(&self, topic: &str) -> bool {
         self.members
             .values()
@@ -172,10 +185,7 @@ impl ConsumerGroup {
         for m in self.members.values() {
             subscribed.extend(m.value.subscribed_topics.iter().map(String::as_str));
         }
-        let range = self
-            .members
-            .values()
-            .any(|m| m.value.server_assignor.as_deref() == Some("range"));
+        let range = self.assignor_name() == "range";
         let mut target: BTreeMap<String, Partitions> =
             self.members.keys().map(|id| (id.clone(), Partitions::new())).collect();
         let mut count: BTreeMap<String, usize> = self.members.keys().map(|id| (id.clone(), 0)).collect();
@@ -660,17 +670,71 @@ impl GroupCoordinatorShard {
         });
     }
 
-    /// ConsumerGroupDescribe-like view for tools and tests: (member, epoch, assigned).
-    pub fn consumer_group_members(&self, group_id: &str) -> Option<(i32, Vec<(String, i32, Vec<(Uuid, Vec<i32>)>)>)> {
-        match self.groups.get(group_id) {
-            Some(Group::Consumer(g)) => Some((
-                g.epoch,
-                g.members
-                    .iter()
-                    .map(|(id, m)| (id.clone(), m.value.member_epoch, m.value.assigned.clone()))
-                    .collect(),
-            )),
-            _ => None,
+    /// ConsumerGroupDescribe for one group: its epochs, assignor and members, each with its
+    /// current and target assignment (topic names from `topics`).
+    pub fn describe_consumer_group(
+        &self,
+        group_id: &str,
+        topics: &TopicsImage,
+    ) -> consumer_group_describe_response::DescribedGroup {
+        use consumer_group_describe_response::{
+            Assignment as Described, DescribedGroup, Member, TopicPartitions as DescribedTopic,
+        };
+        let g = match self.groups.get(group_id) {
+            Some(Group::Consumer(g)) => g,
+            other => {
+                let why = if other.is_some() || self.offsets.contains_key(group_id) {
+                    format!("Group {group_id} is not a consumer group.")
+                } else {
+                    format!("Group {group_id} not found.")
+                };
+                return DescribedGroup {
+                    group_id: group_id.to_string(),
+                    error_code: ErrorCode::GroupIdNotFound.code(),
+                    error_message: Some(why),
+                    group_state: "Dead".to_string(),
+                    ..Default::default()
+                };
+            }
+        };
+        let names: BTreeMap<Uuid, &str> = topics.iter().map(|(name, (id, _))| (*id, name.as_str())).collect();
+        let describe = |partitions: &Partitions| Described {
+            topic_partitions: partitions
+                .iter()
+                .filter(|(_, ps)| !ps.is_empty())
+                .map(|(id, ps)| DescribedTopic {
+                    topic_id: *id,
+                    topic_name: names.get(id).map(|n| n.to_string()).unwrap_or_default(),
+                    partitions: ps.iter().copied().collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let empty = Partitions::new();
+        DescribedGroup {
+            group_id: group_id.to_string(),
+            group_state: g.state_name().to_string(),
+            group_epoch: g.epoch,
+            assignment_epoch: g.target_epoch,
+            assignor_name: g.assignor_name().to_string(),
+            members: g
+                .members
+                .iter()
+                .map(|(id, m)| Member {
+                    member_id: id.clone(),
+                    instance_id: m.value.instance_id.clone(),
+                    member_epoch: m.value.member_epoch,
+                    client_id: m.value.client_id.clone(),
+                    client_host: m.value.client_host.clone(),
+                    subscribed_topic_names: m.value.subscribed_topics.clone(),
+                    assignment: describe(&to_map(&m.value.assigned)),
+                    target_assignment: describe(g.target.get(id).unwrap_or(&empty)),
+                    member_type: 1,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
         }
     }
 }

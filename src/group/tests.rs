@@ -8,6 +8,8 @@
 //!                                                      gives member M2 assignment X)
 //!   heartbeat M G | leave M... | commit M G | tick MS (advance the clock) | reload
 //!   cg M E [topics=t1,t2] [owned=t:0,1/u:2] [assignor=range]   ConsumerGroupHeartbeat
+//!   cgdescribe                                        ConsumerGroupDescribe: `STATE gE aE
+//!                                                      ASSIGNOR M:eE:[owned]->[target] ...`
 //! Reply forms: `M join gG leader=L [members=N]`, `M join ERROR`, `M sync X`, `M sync ERROR`,
 //! a bare code for heartbeat/commit/leave, and `M eE t:0,1 ...` for ConsumerGroupHeartbeat.
 
@@ -278,6 +280,38 @@ impl Harness {
             "describe" => {
                 let d = self.shard.describe_group(GROUP);
                 vec![format!("{} {}", d.group_state, d.members.len())]
+            }
+            "cgdescribe" => {
+                let d = self.shard.describe_consumer_group(GROUP, &self.topics);
+                if d.error_code != 0 {
+                    return vec![code_name(d.error_code).to_string()];
+                }
+                let show = |a: &consumer_group_describe_response::Assignment| {
+                    let parts: Vec<String> = a
+                        .topic_partitions
+                        .iter()
+                        .map(|tp| {
+                            assert_eq!(self.topics[&tp.topic_name].0, tp.topic_id, "topic name and id agree");
+                            let ps: Vec<String> = tp.partitions.iter().map(|p| p.to_string()).collect();
+                            format!("{}:{}", tp.topic_name, ps.join(","))
+                        })
+                        .collect();
+                    format!("[{}]", parts.join(" "))
+                };
+                let mut out = format!(
+                    "{} g{} a{} {}",
+                    d.group_state, d.group_epoch, d.assignment_epoch, d.assignor_name
+                );
+                for m in &d.members {
+                    let alias = m.member_id.trim_start_matches("member-");
+                    out.push_str(&format!(
+                        " {alias}:e{}:{}->{}",
+                        m.member_epoch,
+                        show(&m.assignment),
+                        show(&m.target_assignment)
+                    ));
+                }
+                vec![out]
             }
             "delete" => vec![match self.shard.delete_group(GROUP) {
                 Ok(records) => {
@@ -558,13 +592,16 @@ fn consumer_protocol_assigns_and_revokes_before_reassigning() {
         cg a 0 topics=t => a e1 [t:0,1,2,3]
         cg a current => a e1
         # b joins: the group epoch moves to 2; a must give up two partitions first.
+        cgdescribe => Stable g1 a1 uniform a:e1:[t:0,1,2,3]->[t:0,1,2,3]
         cg b 0 topics=t => b e2 []
         cg a current => a e1 [t:0,1]
+        cgdescribe => Reconciling g2 a2 uniform a:e1:[t:0,1]->[t:0,1] b:e2:[]->[t:2,3]
         # b gets nothing while a still holds them.
         cg b current => b e2
         # a says it now owns only 0 and 1: it reaches epoch 2, and b may take 2 and 3.
         cg a current owned=t:0,1 => a e2
         cg b current => b e2 [t:2,3]
+        cgdescribe => Stable g2 a2 uniform a:e2:[t:0,1]->[t:0,1] b:e2:[t:2,3]->[t:2,3]
         # a leaves: b takes everything once it heartbeats.
         cg a -1 => a e-1
         cg b current => b e3 [t:0,1,2,3]
@@ -576,6 +613,7 @@ fn consumer_protocol_assigns_and_revokes_before_reassigning() {
 fn consumer_protocol_epochs_and_fencing() {
     check(
         "
+        cgdescribe => GROUP_ID_NOT_FOUND
         cg a 0 topics=t,u => a e1 [t:0,1,2,3 u:0,1]
         cg a 7 => a FENCED_MEMBER_EPOCH
         cg z 3 => z UNKNOWN_MEMBER_ID
@@ -629,6 +667,7 @@ fn classic_and_consumer_groups_do_not_mix() {
         # Empty, it converts.
         join b v=3 => b join g1 leader=b members=1
         cg c 0 topics=t => c GROUP_ID_NOT_FOUND
+        cgdescribe => GROUP_ID_NOT_FOUND
         ",
     );
 }

@@ -477,6 +477,36 @@ pub(super) async fn describe_groups<S: Storage>(
     })
 }
 
+pub(super) async fn consumer_group_describe<S: Storage>(
+    broker: &Broker<S>,
+    request: ConsumerGroupDescribeRequest,
+    _version: i16,
+) -> Option<ConsumerGroupDescribeResponse> {
+    let topics = broker.topics_image();
+    let mut groups = Vec::with_capacity(request.group_ids.len());
+    for group_id in &request.group_ids {
+        let mut described = match broker.group_shard(group_id).await {
+            Ok((_, guard)) => guard
+                .as_ref()
+                .expect("loaded")
+                .describe_consumer_group(group_id, &topics),
+            Err(e) => consumer_group_describe_response::DescribedGroup {
+                group_id: group_id.clone(),
+                error_code: code_of(&e).code(),
+                ..Default::default()
+            },
+        };
+        if request.include_authorized_operations {
+            described.authorized_operations = GROUP_OPERATIONS;
+        }
+        groups.push(described);
+    }
+    Some(ConsumerGroupDescribeResponse {
+        groups,
+        ..Default::default()
+    })
+}
+
 pub(super) async fn delete_groups<S: Storage>(
     broker: &Broker<S>,
     request: DeleteGroupsRequest,

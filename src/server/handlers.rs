@@ -85,6 +85,7 @@ const APIS: &[Api] = &[
     api::<DeleteGroupsRequest>(0, 2),
     api::<OffsetDeleteRequest>(0, 0),
     api::<ConsumerGroupHeartbeatRequest>(1, 1),
+    api::<ConsumerGroupDescribeRequest>(0, 1),
 ];
 
 /// Without an authorizer every client may do everything a resource supports; these are
@@ -173,6 +174,7 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes, peer: &str) ->
         OffsetFetchRequest => offset_fetch,
         ListGroupsRequest => list_groups,
         DescribeGroupsRequest => describe_groups,
+        ConsumerGroupDescribeRequest => consumer_group_describe,
         DeleteGroupsRequest => delete_groups,
         OffsetDeleteRequest => offset_delete;
         JoinGroupRequest => join_group,
@@ -225,10 +227,14 @@ fn respond<M: Message>(correlation_id: i32, header_version: i16, response: &M, v
     Reply::Respond(w.freeze())
 }
 
-/// ConsumerGroupHeartbeat only where `group.coordinator.rebalance.protocols` has
-/// `consumer`, as Kafka does.
+/// ConsumerGroupHeartbeat and ConsumerGroupDescribe only where
+/// `group.coordinator.rebalance.protocols` has `consumer`, as Kafka does.
 fn advertised<S: Storage>(broker: &Broker<S>, key: i16) -> bool {
-    key != ConsumerGroupHeartbeatRequest::API_KEY || broker.config.group.consumer_protocol_enabled
+    let consumer_protocol = [
+        ConsumerGroupHeartbeatRequest::API_KEY,
+        ConsumerGroupDescribeRequest::API_KEY,
+    ];
+    !consumer_protocol.contains(&key) || broker.config.group.consumer_protocol_enabled
 }
 
 fn api_versions<S: Storage>(broker: &Broker<S>) -> Vec<api_versions_response::ApiVersion> {

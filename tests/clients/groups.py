@@ -1,7 +1,9 @@
 """Consumer groups with a real client against Klamm: three consumers on a six-partition
 topic, each in its own thread, committing every record it handles.
 
-1. Every partition is assigned exactly once among the three.
+1. Every partition is assigned exactly once among the three, and the admin client's
+   describe shows those three members and their assignments (confluent-kafka: through
+   ConsumerGroupDescribe for a KIP-848 group, DescribeGroups for a classic one).
 2. One consumer leaves; the other two take over all six partitions, again exactly once,
    and every record is consumed at least once.
 3. Everyone leaves; more records arrive; a consumer restarted with the same group id
@@ -137,6 +139,28 @@ class Member(threading.Thread):
             self.error = e
 
 
+def described(kind, bootstrap, group, topic, members):
+    """True once the admin client's description matches the members' own view."""
+    if not kind.startswith("confluent"):
+        return True
+    from confluent_kafka import ConsumerGroupState, ConsumerGroupType
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    d = admin.describe_consumer_groups([group])[group].result(30)
+    want_type = ConsumerGroupType.CONSUMER if kind == "confluent-consumer" else ConsumerGroupType.CLASSIC
+    assert d.type == want_type, (d.type, want_type)
+    assert not d.is_simple_consumer_group
+    if d.state != ConsumerGroupState.STABLE or len(d.members) != len(members):
+        return False
+    theirs = sorted((tp.topic, tp.partition) for m in d.members for tp in m.assignment.topic_partitions)
+    ours = sorted((topic, p) for m in members for p in m.current)
+    if kind == "confluent-consumer":
+        for m in d.members:
+            target = sorted(tp.partition for tp in m.target_assignment.topic_partitions)
+            assert target == sorted(tp.partition for tp in m.assignment.topic_partitions), "stable but moving"
+    return theirs == ours
+
+
 def wait_for(what, check):
     deadline = time.time() + DEADLINE_S
     while not check():
@@ -171,6 +195,8 @@ def main(kind, bootstrap, topic, count):
 
     wait_for("three members to share six partitions", lambda: healthy() and exactly_once(members)
              and all(m.current for m in members))
+    wait_for("the group's description to show the three", lambda: healthy() and exactly_once(members)
+             and described(kind, bootstrap, group, topic, members))
     # One leaves; the other two take everything over.
     members[2].stop.set()
     members[2].join(30)

@@ -17,6 +17,8 @@ pub mod alter_user_scram_credentials_request;
 pub mod alter_user_scram_credentials_response;
 pub mod api_versions_request;
 pub mod api_versions_response;
+pub mod consumer_group_describe_request;
+pub mod consumer_group_describe_response;
 pub mod consumer_group_heartbeat_request;
 pub mod consumer_group_heartbeat_response;
 pub mod consumer_protocol_assignment;
@@ -128,6 +130,8 @@ pub use alter_user_scram_credentials_request::AlterUserScramCredentialsRequest;
 pub use alter_user_scram_credentials_response::AlterUserScramCredentialsResponse;
 pub use api_versions_request::ApiVersionsRequest;
 pub use api_versions_response::ApiVersionsResponse;
+pub use consumer_group_describe_request::ConsumerGroupDescribeRequest;
+pub use consumer_group_describe_response::ConsumerGroupDescribeResponse;
 pub use consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest;
 pub use consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse;
 pub use consumer_protocol_assignment::ConsumerProtocolAssignment;
@@ -276,6 +280,7 @@ pub const APIS: &[(i16, &str, i16, i16, i16)] = &[
     (65, "DescribeTransactions", 0, 0, 0),
     (66, "ListTransactions", 0, 2, 0),
     (68, "ConsumerGroupHeartbeat", 0, 1, 0),
+    (69, "ConsumerGroupDescribe", 0, 1, 0),
     (74, "ListConfigResources", 0, 1, 0),
     (75, "DescribeTopicPartitions", 0, 0, 0),
 ];
@@ -301,6 +306,8 @@ macro_rules! with_all_messages {
             AlterUserScramCredentialsResponse,
             ApiVersionsRequest,
             ApiVersionsResponse,
+            ConsumerGroupDescribeRequest,
+            ConsumerGroupDescribeResponse,
             ConsumerGroupHeartbeatRequest,
             ConsumerGroupHeartbeatResponse,
             ConsumerProtocolAssignment,
