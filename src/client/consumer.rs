@@ -226,9 +226,6 @@ impl Consumer {
     }
 
     async fn take_records(&mut self, response: FetchResponse) -> Result<(), ClientError> {
-        let limits = ValidationLimits {
-            decompressed_bytes_max: 64 << 20,
-        };
         let mut scratch = Vec::new();
         for topic in response.responses {
             // From Fetch v13 responses name topics by id only.
@@ -259,41 +256,9 @@ impl Consumer {
                 let Some(position) = self.positions.get(&key).copied() else {
                     continue;
                 };
-                let mut next = position;
                 let records = p.records.unwrap_or_default();
-                for (_, header, batch) in BatchFrames::new(&records) {
-                    if header.next_offset() <= position {
-                        continue;
-                    }
-                    if !header.is_control() {
-                        let mut out = Vec::new();
-                        record::for_each_record(batch, &limits, &mut scratch, |offset, r| {
-                            if offset >= position {
-                                out.push(ConsumerRecord {
-                                    topic: key.0.clone(),
-                                    partition: key.1,
-                                    offset,
-                                    timestamp: if header.timestamp_type() == record::TimestampType::LogAppendTime {
-                                        header.max_timestamp
-                                    } else {
-                                        r.timestamp
-                                    },
-                                    key: r.key.map(Bytes::copy_from_slice),
-                                    value: r.value.map(Bytes::copy_from_slice),
-                                    headers: r
-                                        .headers()
-                                        .map(|(k, v)| {
-                                            (String::from_utf8_lossy(k).into_owned(), v.map(Bytes::copy_from_slice))
-                                        })
-                                        .collect(),
-                                });
-                            }
-                        })
-                        .map_err(|e| ClientError::Protocol(format!("a fetched batch does not validate: {e}")))?;
-                        self.buffered.extend(out);
-                    }
-                    next = header.next_offset();
-                }
+                let (out, next) = partition_records(&key.0, key.1, position, &records, &mut scratch)?;
+                self.buffered.extend(out);
                 self.positions.insert(key, next);
             }
         }
@@ -325,4 +290,53 @@ impl Consumer {
         }
         Ok(self.connections.get_mut(address).expect("inserted above"))
     }
+}
+
+/// The records of one fetched partition from `position` on, and the position after them.
+/// A batch wholly before `position` is skipped (a fetch may start mid-batch); control
+/// batches move the position but yield nothing. The bytes come from the broker, so a batch
+/// that does not validate is an error, never a panic (the `client_response` fuzz target),
+/// and the position never moves backwards.
+pub fn partition_records(
+    topic: &str,
+    partition: i32,
+    position: i64,
+    records: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<(Vec<ConsumerRecord>, i64), ClientError> {
+    let limits = ValidationLimits {
+        decompressed_bytes_max: 64 << 20,
+    };
+    let mut out = Vec::new();
+    let mut next = position;
+    for (_, header, batch) in BatchFrames::new(records) {
+        if header.next_offset() <= next {
+            continue;
+        }
+        if !header.is_control() {
+            record::for_each_record(batch, &limits, scratch, |offset, r| {
+                if offset >= next {
+                    out.push(ConsumerRecord {
+                        topic: topic.to_string(),
+                        partition,
+                        offset,
+                        timestamp: if header.timestamp_type() == record::TimestampType::LogAppendTime {
+                            header.max_timestamp
+                        } else {
+                            r.timestamp
+                        },
+                        key: r.key.map(Bytes::copy_from_slice),
+                        value: r.value.map(Bytes::copy_from_slice),
+                        headers: r
+                            .headers()
+                            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.map(Bytes::copy_from_slice)))
+                            .collect(),
+                    });
+                }
+            })
+            .map_err(|e| ClientError::Protocol(format!("a fetched batch does not validate: {e}")))?;
+        }
+        next = header.next_offset();
+    }
+    Ok((out, next))
 }

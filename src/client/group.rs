@@ -545,17 +545,7 @@ impl GroupConsumer {
             self.on_group_error(sync.error_code);
             return Ok(());
         }
-        let mut assigned = BTreeSet::new();
-        if sync.assignment.len() >= 2 {
-            let version = i16::from_be_bytes([sync.assignment[0], sync.assignment[1]]);
-            let mut r = Reader::new(sync.assignment.slice(2..));
-            let a = ConsumerProtocolAssignment::decode(&mut r, version.min(ConsumerProtocolAssignment::VERSION_MAX))?;
-            for t in a.assigned_partitions {
-                for p in t.partitions {
-                    assigned.insert((t.topic.clone(), p));
-                }
-            }
-        }
+        let assigned = decode_assignment(&sync.assignment)?;
         self.set_assignment(assigned);
         self.needs_join = false;
         self.next_heartbeat_ms = clock::now_ms() + self.heartbeat_interval_ms;
@@ -769,6 +759,28 @@ impl GroupConsumer {
         }
         Ok(())
     }
+}
+
+/// The partitions in a classic group's assignment (ConsumerProtocolAssignment after its
+/// version), as the leader wrote it; empty bytes assign nothing. A version newer than ours
+/// is read as our newest, as Kafka's clients do (later versions only add fields).
+pub fn decode_assignment(bytes: &Bytes) -> Result<BTreeSet<(String, i32)>, ClientError> {
+    let mut assigned = BTreeSet::new();
+    if bytes.len() < 2 {
+        return Ok(assigned);
+    }
+    let version = i16::from_be_bytes([bytes[0], bytes[1]]);
+    if version < 0 {
+        return Err(ClientError::Protocol(format!("assignment version {version}")));
+    }
+    let mut r = Reader::new(bytes.slice(2..));
+    let a = ConsumerProtocolAssignment::decode(&mut r, version.min(ConsumerProtocolAssignment::VERSION_MAX))?;
+    for t in a.assigned_partitions {
+        for p in t.partitions {
+            assigned.insert((t.topic.clone(), p));
+        }
+    }
+    Ok(assigned)
 }
 
 fn encode_versioned<M: Message>(message: &M, version: i16) -> Result<Bytes, ClientError> {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod connection;
 pub mod consumer;
+pub mod fuzzing;
 pub mod group;
 pub mod partitioner;
 pub mod producer;

@@ -280,6 +280,9 @@ pub struct GroupCoordinatorShard {
     pub(super) offsets: BTreeMap<String, BTreeMap<(String, i32), OffsetAndMetadata>>,
     /// Member ids made here, so that no two are alike (with the time, across restarts).
     member_ids_made: u64,
+    /// Records replayed into this shard: a shard reloaded in the same millisecond (the
+    /// simulator's clock allows it) must not make the ids it made before.
+    records_replayed: u64,
 }
 
 impl GroupCoordinatorShard {
@@ -290,11 +293,13 @@ impl GroupCoordinatorShard {
             groups: BTreeMap::new(),
             offsets: BTreeMap::new(),
             member_ids_made: 0,
+            records_replayed: 0,
         }
     }
 
     /// Applies a committed record: the only way offsets and persisted group state change.
     pub fn replay(&mut self, record: &GroupRecord, now_ms: i64) {
+        self.records_replayed += 1;
         match record {
             GroupRecord::Offset {
                 group,
@@ -341,15 +346,31 @@ impl GroupCoordinatorShard {
     }
 
     /// A member id no other member of this shard has had: `<client_id>-<uuid>`, as Kafka.
+    /// Made from the time, the shard's history and a counter, and never one a current
+    /// member holds (found by the group_coordinator fuzz target: a shard reloaded in the
+    /// same millisecond made the id of a member it had just loaded).
     pub(super) fn new_member_id(&mut self, client_id: &str, now_ms: i64) -> String {
-        self.member_ids_made += 1;
-        let id = super::mix_uuid(&[
-            self.partition as u64,
-            now_ms as u64,
-            self.member_ids_made,
-            client_id.len() as u64,
-        ]);
-        format!("{client_id}-{}", uuid_text(&id))
+        loop {
+            self.member_ids_made += 1;
+            let id = super::mix_uuid(&[
+                self.partition as u64,
+                now_ms as u64,
+                self.member_ids_made,
+                self.records_replayed,
+                client_id.len() as u64,
+            ]);
+            let id = format!("{client_id}-{}", uuid_text(&id));
+            if !self.is_member_anywhere(&id) && !self.is_member_anywhere(id.trim_start_matches('-')) {
+                return id;
+            }
+        }
+    }
+
+    fn is_member_anywhere(&self, member_id: &str) -> bool {
+        self.groups.values().any(|g| match g {
+            Group::Classic(g) => g.member(member_id).is_some(),
+            Group::Consumer(g) => g.members.contains_key(member_id),
+        })
     }
 
     fn classic(&mut self, group_id: &str) -> Option<&mut ClassicGroup> {

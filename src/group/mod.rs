@@ -12,6 +12,7 @@
 
 mod consumer;
 mod coordinator;
+pub mod fuzzing;
 pub mod records;
 #[cfg(test)]
 mod tests;
