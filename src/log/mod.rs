@@ -2,6 +2,8 @@
 //! file of record batches with a sparse [`OffsetIndex`] and [`TimeIndex`].
 
 mod checkpoint;
+#[cfg(not(madsim))]
+pub mod fuzzing;
 mod index;
 mod producer_state;
 mod segment;
