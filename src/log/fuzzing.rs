@@ -179,4 +179,203 @@ mod tests {
             recover(&data);
         }
     }
+
+    #[test]
+    fn random_log_operations_match_the_model() {
+        let mut rng = SimRng::new(0x10c5);
+        for _ in 0..100 {
+            let len = 1 + rng.below(120) as usize;
+            let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            log_ops(&data);
+        }
+    }
+}
+
+/// The entry point of the `log_ops` fuzz target: operation sequences on one partition log
+/// against a model (a vector of the values at each offset, the log start offset, and how
+/// far the log was flushed): appends, reads, truncations, DeleteRecords, retention, rolls,
+/// flushes, high watermark moves, and process and machine crashes with a reopen. Without a
+/// crash the log holds exactly the model; after one it holds at least what was flushed, and
+/// what it holds matches the model up to there.
+pub fn log_ops(data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime")
+        .block_on(log_ops_async(data));
+}
+
+/// Operations per input at most.
+const OPS_MAX: usize = 200;
+
+struct Model {
+    /// The value at each offset from 0; offsets below `start` are gone.
+    values: Vec<String>,
+    start: i64,
+    flushed: i64,
+    next_value: u32,
+    /// Where each batch starts: truncation cuts whole batches.
+    batch_starts: Vec<i64>,
+}
+
+async fn open_log(disk: &SimStorage, retention_bytes: i64) -> UnifiedLog<SimStorage> {
+    let config = LogConfig {
+        retention_bytes,
+        retention_ms: -1,
+        ..config()
+    };
+    UnifiedLog::open(disk.clone(), Path::new(DIR), config, LogDirFailureChannel::new(), 0)
+        .await
+        .expect("a log on a disk without faults opens")
+}
+
+async fn read_values(log: &UnifiedLog<SimStorage>) -> Vec<(i64, String)> {
+    let limits = ValidationLimits {
+        decompressed_bytes_max: 1 << 20,
+    };
+    let mut scratch = Vec::new();
+    let (mut offset, _, end) = log.offsets().await;
+    let mut out = Vec::new();
+    while offset < end {
+        let info = log.read(offset, 2048, None, true).await.expect("a read inside the log");
+        assert!(!info.batches.is_empty(), "nothing at {offset} below the log end {end}");
+        for (_, header, bytes) in record::BatchFrames::new(&info.records) {
+            record::for_each_record(bytes, &limits, &mut scratch, |o, r| {
+                if o >= offset {
+                    out.push((o, String::from_utf8_lossy(r.value.unwrap_or_default()).into_owned()));
+                }
+            })
+            .expect("a batch this log wrote validates");
+            offset = offset.max(header.next_offset());
+        }
+    }
+    out
+}
+
+async fn log_ops_async(data: &[u8]) {
+    let retention_bytes = [-1, 2048, 4096][data[0] as usize % 3];
+    let disk = SimStorage::new(data[0] as u64, DiskFaults::none());
+    let mut log = open_log(&disk, retention_bytes).await;
+    let mut m = Model {
+        values: Vec::new(),
+        start: 0,
+        flushed: 0,
+        next_value: 0,
+        batch_starts: Vec::new(),
+    };
+    let mut now = 1_000i64;
+    let mut bytes = data[1..].iter().copied();
+    let mut history = Vec::new();
+    for _ in 0..OPS_MAX {
+        let Some(op) = bytes.next() else {
+            break;
+        };
+        let arg = bytes.next().unwrap_or(0) as i64;
+        now += 10;
+        let end = m.values.len() as i64;
+        history.push((op % 10, arg));
+        match op % 10 {
+            0..=2 => {
+                let n = 1 + (arg % 5) as u32;
+                let info = log
+                    .append_as_leader(batch(m.next_value, n), 0, AppendOrigin::Client, now)
+                    .await
+                    .expect("an append");
+                assert_eq!(info.first_offset, end, "an append takes the log end offset");
+                m.batch_starts.push(end);
+                for i in m.next_value..m.next_value + n {
+                    m.values.push(format!("value-{i}"));
+                }
+                m.next_value += n;
+            }
+            3 => {
+                // To a batch boundary at or above the log start, as replication truncates.
+                let cuts: Vec<i64> = m
+                    .batch_starts
+                    .iter()
+                    .copied()
+                    .filter(|&b| b >= m.start)
+                    .chain([end])
+                    .collect();
+                let to = cuts[arg as usize % cuts.len()];
+                log.truncate_to(to).await.expect("a truncation above the log start");
+                m.values.truncate(to as usize);
+                m.batch_starts.retain(|&b| b < to);
+                m.flushed = m.flushed.min(to);
+            }
+            4 => {
+                let hw = log.advance_high_watermark(m.start + arg % (end - m.start + 1)).await;
+                let to = m.start + arg % (hw - m.start + 1);
+                let start = log
+                    .delete_records_before(to)
+                    .await
+                    .expect("DeleteRecords below the high watermark");
+                assert_eq!(start, m.start.max(to));
+                m.start = start;
+            }
+            5 => {
+                log.advance_high_watermark(end).await;
+                log.delete_old_segments(now).await.expect("retention");
+                let start = log.log_start_offset().await;
+                assert!(start >= m.start && start <= end);
+                m.start = start;
+            }
+            6 => log.roll_now(now).await.expect("a roll"),
+            7 => {
+                log.flush(now).await.expect("a flush");
+                m.flushed = end;
+            }
+            8 => {
+                let kind = if arg % 2 == 0 {
+                    CrashKind::Process
+                } else {
+                    CrashKind::Machine
+                };
+                disk.crash(kind);
+                drop(log);
+                log = open_log(&disk, retention_bytes).await;
+                let (start, _, recovered_end) = log.offsets().await;
+                match kind {
+                    CrashKind::Process => {
+                        assert_eq!(recovered_end, end, "a process crash loses nothing");
+                        assert_eq!(start, m.start);
+                    }
+                    CrashKind::Machine => {
+                        assert!(
+                            recovered_end >= m.flushed && recovered_end <= end,
+                            "recovered to {recovered_end}: flushed {}, appended to {end}",
+                            m.flushed
+                        );
+                        m.values.truncate(recovered_end as usize);
+                        m.batch_starts.retain(|&b| b < recovered_end);
+                        m.start = start;
+                    }
+                }
+                // What recovery kept it made durable.
+                m.flushed = recovered_end;
+            }
+            _ => {
+                let at = m.start + arg % (end - m.start + 1);
+                if at < end {
+                    let info = log.read(at, 512, None, true).await.expect("a read inside the log");
+                    let first = info.batches.first().expect("a batch at a live offset");
+                    assert!(first.base_offset <= at && at <= first.last_offset());
+                }
+            }
+        }
+        let (start, _, log_end) = log.offsets().await;
+        assert_eq!(
+            (start, log_end),
+            (m.start, m.values.len() as i64),
+            "log start and end against the model after {history:?}"
+        );
+        if op % 10 >= 3 {
+            let got = read_values(&log).await;
+            let want: Vec<(i64, String)> = (m.start..log_end).map(|o| (o, m.values[o as usize].clone())).collect();
+            assert_eq!(got, want, "the log's records against the model after {history:?}");
+        }
+    }
 }
