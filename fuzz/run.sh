@@ -19,7 +19,9 @@ for spec in request_decoder:1000000 record_batch:2000000 client_response:1500000
     start=$(date +%s)
     # A fresh, empty corpus each time: the same seed then gives the same inputs.
     mkdir -p "$corpus/$target"
-    cargo fuzz run -O "$target" "$corpus/$target" -- -runs="$runs" -seed="$seed" -rss_limit_mb=2048 -max_len=4096 2>&1 |
+    dict=()
+    case $target in request_decoder | client_response) dict=(-dict=fuzz/protocol.dict) ;; esac
+    cargo fuzz run -O "$target" "$corpus/$target" -- -runs="$runs" -seed="$seed" -rss_limit_mb=2048 -max_len=4096 "${dict[@]}" 2>&1 |
         grep -A3 -E "^Done|panicked|SUMMARY|ERROR" || true
     # cargo fuzz exits non-zero on a crash; rerun the check on its status.
     if [ -n "$(ls fuzz/artifacts/"$target" 2>/dev/null)" ]; then
