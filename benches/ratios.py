@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Prints each log benchmark beside its raw-disk baseline from the same run, as ratios.
+"""Prints each benchmark beside its baseline from the same run, as ratios: the log's
+against the raw disk, the codec's against a copy of the same bytes.
 
-Reads criterion's estimates under target/criterion after `cargo bench --bench log`."""
+Reads criterion's estimates under target/criterion after `cargo bench --bench log` and
+`cargo bench --bench protocol`."""
 import json
 import pathlib
 import sys
@@ -48,3 +50,17 @@ if crc:
         if v:
             t = throughput("validate", v)
             print(f"{'validate 16 KiB batch, ' + codec + ' (vs CRC32C alone)':<78} {t / 1e6:>9.0f} {c / 1e6:>10.0f} {t / c:>6.2f}")
+for group in ["produce_request", "fetch_request", "fetch_response"]:
+    base = find(group, "copy_baseline")
+    if not base:
+        continue
+    u = throughput(group, base)
+    for op in ["decode", "encode"]:
+        b = find(group, op)
+        if b:
+            t = throughput(group, b)
+            print(f"{group + ' ' + b + ' (vs copying its bytes)':<78} {t / 1e6:>9.0f} {u / 1e6:>10.0f} {t / u:>6.2f}")
+join = root / "group_coordinator" / "join_sync_round_3_members" / "new" / "estimates.json"
+if join.exists():
+    nanos = json.loads(join.read_text())["mean"]["point_estimate"]
+    print(f"{'group coordinator: 3 members join and sync, one round':<78} {nanos / 1e3:>8.1f} us")
