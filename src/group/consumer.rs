@@ -121,6 +121,14 @@ impl ConsumerGroup {
         }
     }
 
+    /// The member holding a static instance id.
+    fn static_member(&self, instance: &str) -> Option<String> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.value.instance_id.as_deref() == Some(instance))
+            .map(|(id, _)| id.clone())
+    }
+
     pub(super) fn subscribes(&self, topic: &str) -> bool {
         self.members
             .values()
@@ -415,6 +423,8 @@ impl GroupCoordinatorShard {
             Some("SubscribedTopicNames must be set when joining.")
         } else if regex.is_some() {
             Some("SubscribedTopicRegex is not supported by this broker yet.")
+        } else if epoch == -2 && request.instance_id.is_none() {
+            Some("InstanceId can't be null.")
         } else if joining && request.topic_partitions.as_ref().is_some_and(|t| !t.is_empty()) {
             Some("TopicPartitions must be empty when joining.")
         } else {
@@ -468,7 +478,40 @@ impl GroupCoordinatorShard {
         let group = self.consumer_group_entry(&group_id);
         let mut group_changed = false;
         if epoch < 0 {
-            // Leaving.
+            // Leaving: a static member is found by its instance id, and must be the one
+            // holding it now.
+            if let Some(instance) = &request.instance_id {
+                match group.static_member(instance) {
+                    None => return (effects, fail(ErrorCode::UnknownMemberId, "the instance id is unknown")),
+                    Some(holder) if holder != member_id => {
+                        return (
+                            effects,
+                            fail(ErrorCode::FencedInstanceId, "the instance id is held by another member"),
+                        );
+                    }
+                    Some(_) => {}
+                }
+            }
+            if epoch == -2 {
+                // A static member leaves for now: it keeps its assignment (no one else gets
+                // it) until it comes back under its instance id or its session runs out.
+                let member = group.members.get_mut(&member_id).expect("the static member");
+                member.value.member_epoch = -2;
+                member.value.revoking = Vec::new();
+                member.revocation_deadline_ms = None;
+                effects.records.push(GroupRecord::ConsumerMember {
+                    group: group_id.clone(),
+                    member_id: member_id.clone(),
+                    value: Some(member.value.clone()),
+                });
+                let response = ConsumerGroupHeartbeatResponse {
+                    member_id: Some(member_id),
+                    member_epoch: -2,
+                    heartbeat_interval_ms: 0,
+                    ..Default::default()
+                };
+                return (effects, response);
+            }
             if group.members.remove(&member_id).is_none() {
                 return (effects, fail(ErrorCode::UnknownMemberId, "not a member"));
             }
@@ -490,24 +533,39 @@ impl GroupCoordinatorShard {
             };
             return (effects, response);
         }
-        if joining {
-            if let Some(instance) = &request.instance_id {
-                // A static member back under a new id replaces its old self.
-                let old: Vec<String> = group
-                    .members
-                    .iter()
-                    .filter(|(id, m)| m.value.instance_id.as_deref() == Some(instance) && **id != member_id)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in old {
-                    group.members.remove(&id);
-                    effects.records.push(GroupRecord::ConsumerMember {
-                        group: group_id.clone(),
-                        member_id: id,
-                        value: None,
-                    });
-                }
+        let replaced = match (&request.instance_id, joining) {
+            (Some(instance), true) => group.static_member(instance).filter(|holder| *holder != member_id),
+            _ => None,
+        };
+        if let Some(old_id) = replaced {
+            // A static member back under a new id takes over its old self, assignment and
+            // all, without a rebalance; only one that left with -2 may be taken over.
+            if group.members[&old_id].value.member_epoch != -2 {
+                return (
+                    effects,
+                    fail(
+                        ErrorCode::UnreleasedInstanceId,
+                        "the instance id is still held by an active member",
+                    ),
+                );
             }
+            let mut old = group.members.remove(&old_id).expect("the static member");
+            effects.records.push(GroupRecord::ConsumerMember {
+                group: group_id.clone(),
+                member_id: old_id.clone(),
+                value: None,
+            });
+            if let Some(target) = group.target.remove(&old_id) {
+                group.target.insert(member_id.clone(), target);
+            }
+            old.value.client_id = client_id.to_string();
+            old.value.client_host = client_host.to_string();
+            old.value.rebalance_timeout_ms = request.rebalance_timeout_ms;
+            old.value.member_epoch = 0;
+            old.session_deadline_ms = now_ms + session;
+            old.last_sent = None;
+            group.members.insert(member_id.clone(), old);
+        } else if joining {
             if !group.members.contains_key(&member_id) && group.members.len() >= members_max {
                 return (effects, fail(ErrorCode::GroupMaxSizeReached, "the group is full"));
             }

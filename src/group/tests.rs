@@ -7,7 +7,8 @@
 //!   sync M G [M2=X ...]                                SyncGroup of generation G (the leader
 //!                                                      gives member M2 assignment X)
 //!   heartbeat M G | leave M... | commit M G | tick MS (advance the clock) | reload
-//!   cg M E [topics=t1,t2] [owned=t:0,1/u:2] [assignor=range]   ConsumerGroupHeartbeat
+//!   cg M E [topics=t1,t2] [owned=t:0,1/u:2] [assignor=range] [static=I]
+//!                                                      ConsumerGroupHeartbeat
 //!   cgdescribe                                        ConsumerGroupDescribe: `STATE gE aE
 //!                                                      ASSIGNOR M:eE:[owned]->[target] ...`
 //! Reply forms: `M join gG leader=L [members=N]`, `M join ERROR`, `M sync X`, `M sync ERROR`,
@@ -47,6 +48,7 @@ fn code_name(code: i16) -> &'static str {
         ErrorCode::RebalanceInProgress,
         ErrorCode::MemberIdRequired,
         ErrorCode::FencedInstanceId,
+        ErrorCode::UnreleasedInstanceId,
         ErrorCode::GroupMaxSizeReached,
         ErrorCode::StaleMemberEpoch,
         ErrorCode::FencedMemberEpoch,
@@ -349,6 +351,7 @@ impl Harness {
                     rebalance_timeout_ms: if epoch == 0 { 5_000 } else { -1 },
                     subscribed_topic_names: opt("topics").map(|t| t.split(',').map(str::to_string).collect()),
                     server_assignor: opt("assignor").map(str::to_string),
+                    instance_id: opt("static").map(str::to_string),
                     topic_partitions: owned,
                     ..Default::default()
                 };
@@ -604,6 +607,37 @@ fn consumer_protocol_assigns_and_revokes_before_reassigning() {
         cgdescribe => Stable g2 a2 uniform a:e2:[t:0,1]->[t:0,1] b:e2:[t:2,3]->[t:2,3]
         # a leaves: b takes everything once it heartbeats.
         cg a -1 => a e-1
+        cg b current => b e3 [t:0,1,2,3]
+        ",
+    );
+}
+
+#[test]
+fn consumer_protocol_static_members() {
+    check(
+        "
+        cg a 0 topics=t static=ia => a e1 [t:0,1,2,3]
+        cg b 0 topics=t => b e2 []
+        cg a current => a e1 [t:0,1]
+        cg a current owned=t:0,1 => a e2
+        cg b current => b e2 [t:2,3]
+        # a leaves for now (-2): it keeps 0 and 1, and no one else gets them.
+        cg a -2 static=ia => a e-2
+        cg b current => b e2
+        cgdescribe => Reconciling g2 a2 uniform a:e-2:[t:0,1]->[t:0,1] b:e2:[t:2,3]->[t:2,3]
+        # Only the holder may leave under the instance id, and only with it.
+        cg b -2 static=ia => b FENCED_INSTANCE_ID
+        cg b -2 => b INVALID_REQUEST
+        # Back under a new id: the same partitions, and no rebalance.
+        cg c 0 topics=t static=ia => c e2 [t:0,1]
+        cgdescribe => Stable g2 a2 uniform b:e2:[t:2,3]->[t:2,3] c:e2:[t:0,1]->[t:0,1]
+        # An instance id held by an active member is not released.
+        cg d 0 topics=t static=ia => d UNRELEASED_INSTANCE_ID
+        # A static member that does not come back within its session is gone.
+        cg c -2 static=ia => c e-2
+        tick 30000
+        cg b current => b e2
+        tick 16000
         cg b current => b e3 [t:0,1,2,3]
         ",
     );
