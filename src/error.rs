@@ -60,6 +60,7 @@ pub enum ErrorCode {
     UnreleasedInstanceId = 111,
     UnsupportedAssignor = 112,
     StaleMemberEpoch = 113,
+    InvalidRegularExpression = 128,
 }
 
 impl ErrorCode {
@@ -123,6 +124,7 @@ impl ErrorCode {
             ErrorCode::UnreleasedInstanceId => "UNRELEASED_INSTANCE_ID",
             ErrorCode::UnsupportedAssignor => "UNSUPPORTED_ASSIGNOR",
             ErrorCode::StaleMemberEpoch => "STALE_MEMBER_EPOCH",
+            ErrorCode::InvalidRegularExpression => "INVALID_REGULAR_EXPRESSION",
         }
     }
 }
@@ -221,6 +223,7 @@ mod tests {
             (ErrorCode::UnreleasedInstanceId, 111, "UNRELEASED_INSTANCE_ID"),
             (ErrorCode::UnsupportedAssignor, 112, "UNSUPPORTED_ASSIGNOR"),
             (ErrorCode::StaleMemberEpoch, 113, "STALE_MEMBER_EPOCH"),
+            (ErrorCode::InvalidRegularExpression, 128, "INVALID_REGULAR_EXPRESSION"),
         ];
         for (code, value, name) in cases {
             assert_eq!(code.code(), value, "{name}");

@@ -38,6 +38,33 @@ pub(super) struct ConsumerGroup {
     topics_seen: BTreeMap<String, (Uuid, i32)>,
 }
 
+/// The longest regex subscription taken, in bytes.
+const SUBSCRIBED_TOPIC_REGEX_BYTES_MAX: usize = 4096;
+
+/// A regex subscription as Kafka reads one: RE2 syntax matching a whole topic name.
+fn topic_regex(regex: &str) -> Result<regex::Regex, String> {
+    if regex.len() > SUBSCRIBED_TOPIC_REGEX_BYTES_MAX {
+        return Err(format!("longer than {SUBSCRIBED_TOPIC_REGEX_BYTES_MAX} bytes"));
+    }
+    regex::RegexBuilder::new(&format!("^(?:{regex})$"))
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The topics a member consumes: its names, and the topics of `topics` its regex matches.
+fn member_topics(member: &ConsumerMemberValue, topics: &TopicsImage) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = member.subscribed_topics.iter().cloned().collect();
+    if let Some(regex) = member
+        .subscribed_topic_regex
+        .as_deref()
+        .and_then(|r| topic_regex(r).ok())
+    {
+        out.extend(topics.keys().filter(|t| regex.is_match(t)).cloned());
+    }
+    out
+}
+
 fn to_map(list: &[(Uuid, Vec<i32>)]) -> Partitions {
     list.iter()
         .filter(|(_, ps)| !ps.is_empty())
@@ -130,9 +157,14 @@ impl ConsumerGroup {
     }
 
     pub(super) fn subscribes(&self, topic: &str) -> bool {
-        self.members
-            .values()
-            .any(|m| m.value.subscribed_topics.iter().any(|t| t == topic))
+        self.members.values().any(|m| {
+            m.value.subscribed_topics.iter().any(|t| t == topic)
+                || m.value
+                    .subscribed_topic_regex
+                    .as_deref()
+                    .and_then(|r| topic_regex(r).ok())
+                    .is_some_and(|r| r.is_match(topic))
+        })
     }
 
     pub(super) fn validate_commit(&self, member_id: &str, epoch: i32) -> Option<ErrorCode> {
@@ -189,10 +221,12 @@ impl ConsumerGroup {
 
     /// The target assignment for the group's members and subscriptions.
     fn compute_target(&mut self, topics: &TopicsImage) {
-        let mut subscribed: BTreeSet<&str> = BTreeSet::new();
-        for m in self.members.values() {
-            subscribed.extend(m.value.subscribed_topics.iter().map(String::as_str));
-        }
+        let per_member: BTreeMap<&String, BTreeSet<String>> = self
+            .members
+            .iter()
+            .map(|(id, m)| (id, member_topics(&m.value, topics)))
+            .collect();
+        let subscribed: BTreeSet<&str> = per_member.values().flatten().map(String::as_str).collect();
         let range = self.assignor_name() == "range";
         let mut target: BTreeMap<String, Partitions> =
             self.members.keys().map(|id| (id.clone(), Partitions::new())).collect();
@@ -201,11 +235,10 @@ impl ConsumerGroup {
             let Some((topic_id, partitions)) = topics.get(*topic) else {
                 continue;
             };
-            let eligible: Vec<&String> = self
-                .members
+            let eligible: Vec<&String> = per_member
                 .iter()
-                .filter(|(_, m)| m.value.subscribed_topics.iter().any(|t| t == topic))
-                .map(|(id, _)| id)
+                .filter(|(_, ts)| ts.contains(*topic))
+                .map(|(id, _)| *id)
                 .collect();
             if eligible.is_empty() {
                 continue;
@@ -419,10 +452,8 @@ impl GroupCoordinatorShard {
             Some("MemberId can't be empty.")
         } else if joining && request.rebalance_timeout_ms == -1 {
             Some("RebalanceTimeoutMs must be provided when joining.")
-        } else if joining && request.subscribed_topic_names.is_none() && regex.is_none() {
-            Some("SubscribedTopicNames must be set when joining.")
-        } else if regex.is_some() {
-            Some("SubscribedTopicRegex is not supported by this broker yet.")
+        } else if joining && request.subscribed_topic_names.is_none() && request.subscribed_topic_regex.is_none() {
+            Some("Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.")
         } else if epoch == -2 && request.instance_id.is_none() {
             Some("InstanceId can't be null.")
         } else if joining && request.topic_partitions.as_ref().is_some_and(|t| !t.is_empty()) {
@@ -432,6 +463,15 @@ impl GroupCoordinatorShard {
         };
         if let Some(why) = invalid {
             return (effects, fail(ErrorCode::InvalidRequest, why));
+        }
+        if let Some(Err(why)) = regex.map(topic_regex) {
+            return (
+                effects,
+                fail(
+                    ErrorCode::InvalidRegularExpression,
+                    &format!("SubscribedTopicRegex: {why}"),
+                ),
+            );
         }
         if let Some(a) = request.server_assignor.as_deref() {
             if a != "uniform" && a != "range" {
@@ -578,6 +618,7 @@ impl GroupCoordinatorShard {
                         client_id: client_id.to_string(),
                         client_host: client_host.to_string(),
                         subscribed_topics: Vec::new(),
+                        subscribed_topic_regex: None,
                         rebalance_timeout_ms: request.rebalance_timeout_ms,
                         server_assignor: None,
                         member_epoch: 0,
@@ -624,6 +665,14 @@ impl GroupCoordinatorShard {
                 group_changed = true;
             }
         }
+        if request.subscribed_topic_regex.is_some() {
+            // An empty regex clears the regex subscription.
+            let regex = regex.map(str::to_string);
+            if regex != member.value.subscribed_topic_regex {
+                member.value.subscribed_topic_regex = regex;
+                group_changed = true;
+            }
+        }
         if request.rebalance_timeout_ms > 0 {
             member.value.rebalance_timeout_ms = request.rebalance_timeout_ms;
         }
@@ -637,9 +686,9 @@ impl GroupCoordinatorShard {
         // A subscribed topic created, deleted or grown changes the target too.
         let mut seen = BTreeMap::new();
         for m in group.members.values() {
-            for t in &m.value.subscribed_topics {
-                if let Some(meta) = topics.get(t) {
-                    seen.insert(t.clone(), *meta);
+            for t in member_topics(&m.value, topics) {
+                if let Some(meta) = topics.get(&t) {
+                    seen.insert(t, *meta);
                 }
             }
         }
@@ -786,6 +835,7 @@ impl GroupCoordinatorShard {
                     client_id: m.value.client_id.clone(),
                     client_host: m.value.client_host.clone(),
                     subscribed_topic_names: m.value.subscribed_topics.clone(),
+                    subscribed_topic_regex: m.value.subscribed_topic_regex.clone(),
                     assignment: describe(&to_map(&m.value.assigned)),
                     target_assignment: describe(g.target.get(id).unwrap_or(&empty)),
                     member_type: 1,

@@ -46,6 +46,8 @@ pub struct ConsumerMemberValue {
     pub client_id: String,
     pub client_host: String,
     pub subscribed_topics: Vec<String>,
+    /// A KIP-848 regex subscription (RE2 syntax, matching whole topic names).
+    pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
     pub member_epoch: i32,
@@ -152,7 +154,8 @@ impl GroupRecord {
                 put_str(&mut k, group);
                 put_str(&mut k, member_id);
                 value.as_ref().map(|m| {
-                    v.put_i16(0);
+                    // Version 1 adds the regex at the end.
+                    v.put_i16(1);
                     put_opt_str(&mut v, m.instance_id.as_deref());
                     put_str(&mut v, &m.client_id);
                     put_str(&mut v, &m.client_host);
@@ -166,6 +169,7 @@ impl GroupRecord {
                     v.put_i32(m.previous_member_epoch);
                     put_partitions(&mut v, &m.assigned);
                     put_partitions(&mut v, &m.revoking);
+                    put_opt_str(&mut v, m.subscribed_topic_regex.as_deref());
                 })
             }
         };
@@ -252,19 +256,27 @@ impl GroupRecord {
                 let value = match v.as_mut() {
                     None => None,
                     Some(v) => {
-                        expect_version(v, 0)?;
-                        Some(ConsumerMemberValue {
+                        let version = v.read_i16()?;
+                        if !(0..=1).contains(&version) {
+                            return Err(DecodeError::UnsupportedVersion { api_key: -1, version });
+                        }
+                        let mut value = ConsumerMemberValue {
                             instance_id: v.read_nullable_string(false)?,
                             client_id: v.read_string(false, "client_id")?,
                             client_host: v.read_string(false, "client_host")?,
                             subscribed_topics: v.read_array(false, "topics", |r, _| r.read_string(false, "topic"))?,
+                            subscribed_topic_regex: None,
                             rebalance_timeout_ms: v.read_i32()?,
                             server_assignor: v.read_nullable_string(false)?,
                             member_epoch: v.read_i32()?,
                             previous_member_epoch: v.read_i32()?,
                             assigned: read_partitions(v)?,
                             revoking: read_partitions(v)?,
-                        })
+                        };
+                        if version >= 1 {
+                            value.subscribed_topic_regex = v.read_nullable_string(false)?;
+                        }
+                        Some(value)
                     }
                 };
                 GroupRecord::ConsumerMember {

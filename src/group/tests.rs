@@ -7,7 +7,8 @@
 //!   sync M G [M2=X ...]                                SyncGroup of generation G (the leader
 //!                                                      gives member M2 assignment X)
 //!   heartbeat M G | leave M... | commit M G | tick MS (advance the clock) | reload
-//!   cg M E [topics=t1,t2] [owned=t:0,1/u:2] [assignor=range] [static=I]
+//!   topic T N                                          create topic T with N partitions
+//!   cg M E [topics=t1,t2] [regex=R] [owned=t:0,1/u:2] [assignor=range] [static=I]
 //!                                                      ConsumerGroupHeartbeat
 //!   cgdescribe                                        ConsumerGroupDescribe: `STATE gE aE
 //!                                                      ASSIGNOR M:eE:[owned]->[target] ...`
@@ -49,6 +50,7 @@ fn code_name(code: i16) -> &'static str {
         ErrorCode::MemberIdRequired,
         ErrorCode::FencedInstanceId,
         ErrorCode::UnreleasedInstanceId,
+        ErrorCode::InvalidRegularExpression,
         ErrorCode::GroupMaxSizeReached,
         ErrorCode::StaleMemberEpoch,
         ErrorCode::FencedMemberEpoch,
@@ -283,6 +285,12 @@ impl Harness {
                 let d = self.shard.describe_group(GROUP);
                 vec![format!("{} {}", d.group_state, d.members.len())]
             }
+            "topic" => {
+                let name = words[1];
+                self.topics
+                    .insert(name.to_string(), (topic_id(name), words[2].parse().unwrap()));
+                Vec::new()
+            }
             "cgdescribe" => {
                 let d = self.shard.describe_consumer_group(GROUP, &self.topics);
                 if d.error_code != 0 {
@@ -352,6 +360,7 @@ impl Harness {
                     subscribed_topic_names: opt("topics").map(|t| t.split(',').map(str::to_string).collect()),
                     server_assignor: opt("assignor").map(str::to_string),
                     instance_id: opt("static").map(str::to_string),
+                    subscribed_topic_regex: opt("regex").map(str::to_string),
                     topic_partitions: owned,
                     ..Default::default()
                 };
@@ -639,6 +648,29 @@ fn consumer_protocol_static_members() {
         cg b current => b e2
         tick 16000
         cg b current => b e3 [t:0,1,2,3]
+        ",
+    );
+}
+
+#[test]
+fn consumer_protocol_regex_subscriptions() {
+    check(
+        "
+        cg a 0 regex=[ => a INVALID_REGULAR_EXPRESSION
+        # Whole names match (u, not t); internal topics are not in the image.
+        cg a 0 regex=u|v => a e1 [u:0,1]
+        # A matching topic created later joins the subscription at the next heartbeat.
+        topic v 2
+        cg a current => a e2 [u:0,1 v:0,1]
+        # Names and a regex together: the uniform assignor balances v towards a.
+        cg b 0 topics=t regex=v => b e3 [t:0,1,2,3]
+        cg a current => a e3
+        cgdescribe => Stable g3 a3 uniform a:e3:[u:0,1 v:0,1]->[u:0,1 v:0,1] b:e3:[t:0,1,2,3]->[t:0,1,2,3]
+        # An empty regex clears a's subscription: it gives everything up, then b takes v.
+        cg a current regex= => a e3 []
+        cg a current owned= => a e4
+        cg b current => b e4 [t:0,1,2,3 v:0,1]
+        cgdescribe => Stable g4 a4 uniform a:e4:[]->[] b:e4:[t:0,1,2,3 v:0,1]->[t:0,1,2,3 v:0,1]
         ",
     );
 }

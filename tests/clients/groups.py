@@ -9,6 +9,8 @@ topic, each in its own thread, committing every record it handles.
 3. Everyone leaves; more records arrive; a consumer restarted with the same group id
    resumes at the committed offsets: it gets exactly the new records, nothing committed
    again and nothing skipped.
+4. KIP-848 only: a regex subscription, resolved by the broker, takes the topics whose whole
+   names match, including one created while the consumer runs, and no other.
 
 usage: groups.py confluent|confluent-cooperative|confluent-consumer|kafka-python BOOTSTRAP TOPIC COUNT"""
 import sys
@@ -222,7 +224,45 @@ def main(kind, bootstrap, topic, count):
     got = [v for (_, _, v) in again.seen]
     assert sorted(got) == sorted(wanted), ("redelivered or skipped", len(got), len(wanted),
                                            sorted(set(got) - wanted)[:5])
+    if kind == "confluent-consumer":
+        regex_subscription(bootstrap, topic)
     print("ok", kind)
+
+
+def regex_subscription(bootstrap, topic):
+    from confluent_kafka import Consumer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    first, later, other = topic + "-rx-a", topic + "-rx-b", "x" + topic + "-rx-c"
+    for f in admin.create_topics([NewTopic(t, num_partitions=2, replication_factor=1)
+                                  for t in (first, other)]).values():
+        f.result()
+    produce("confluent", bootstrap, first, 0, 10)
+    produce("confluent", bootstrap, other, 0, 10)
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "group-" + topic + "-rx",
+                  "group.protocol": "consumer", "auto.offset.reset": "earliest"})
+    c.subscribe(["^" + topic + "-rx-.*"])
+    seen = set()
+    created = False
+    deadline = time.time() + DEADLINE_S
+    while len(seen) < 20:
+        assert time.time() < deadline, ("regex subscription", sorted(seen)[:5], len(seen))
+        m = c.poll(0.2)
+        if m is None:
+            continue
+        assert not m.error(), m.error()
+        seen.add((m.topic(), m.value()))
+        if len(seen) == 10 and not created:
+            for f in admin.create_topics([NewTopic(later, num_partitions=1, replication_factor=1)]).values():
+                f.result()
+            produce("confluent", bootstrap, later, 0, 10)
+            created = True
+    time.sleep(1)  # anything from the topic that does not match would arrive now
+    while (m := c.poll(0.2)) is not None:
+        seen.add((m.topic(), m.value()))
+    c.close()
+    assert {t for t, _ in seen} == {first, later}, sorted({t for t, _ in seen})
+    assert len(seen) == 20, len(seen)
 
 
 if __name__ == "__main__":
