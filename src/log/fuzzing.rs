@@ -37,17 +37,23 @@ fn batch(first: u32, n: u32) -> BytesMut {
     b.build()
 }
 
+/// Runs a fuzz input's future on a fresh single-threaded runtime: the simulated disk needs
+/// no more, and each input starts from nothing.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
+
 /// Runs one input: byte 0 is how many batches to write, byte 1 how the writer stops, and
 /// each following 5 bytes a damage: kind, file, position (2 bytes), value.
 pub fn recover(data: &[u8]) {
     if data.len() < 2 {
         return;
     }
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime")
-        .block_on(recover_async(data));
+    block_on(recover_async(data));
 }
 
 async fn recover_async(data: &[u8]) {
@@ -201,11 +207,7 @@ pub fn log_ops(data: &[u8]) {
     if data.is_empty() {
         return;
     }
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime")
-        .block_on(log_ops_async(data));
+    block_on(log_ops_async(data));
 }
 
 /// Operations per input at most.
