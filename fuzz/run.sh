@@ -13,7 +13,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
-for spec in request_decoder:1000000 record_batch:2000000 client_response:1500000 group_coordinator:150000 log_recovery:15000 log_ops:35000; do
+for spec in request_decoder:1000000 record_batch:2000000 client_response:1500000 group_coordinator:150000 log_recovery:15000 log_ops:35000 log_compaction:20000; do
     target=${spec%%:*}
     runs=$(( ${spec##*:} * scale ))
     start=$(date +%s)

@@ -38,6 +38,17 @@ pub struct LogConfig {
     /// `producer.id.expiration.ms` (a broker key): an idempotent producer's state goes
     /// once it has not appended for this long.
     pub producer_id_expiration_ms: i64,
+    /// `cleanup.policy` holds `delete`: retention deletes old segments.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` holds `compact`: the log cleaner keeps the last record of each key.
+    pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long a compacted log keeps a tombstone (a null value), so
+    /// that a consumer reading from the start sees the delete.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long.
+    pub min_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: clean once this share of the log is dirty.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 /// Kafka's maximum segment size: positions in the indexes are 32-bit.
@@ -66,6 +77,11 @@ impl Default for LogConfig {
             segment_files_open_max: 256,
             decompressed_bytes_max: 64 * 1024 * 1024,
             producer_id_expiration_ms: 24 * 60 * 60 * 1000,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -113,6 +129,42 @@ impl LogConfig {
         if self.segment_files_open_max < 1 {
             return Err("segment_files_open_max must be positive".into());
         }
+        if !self.cleanup_delete && !self.cleanup_compact {
+            return Err("cleanup.policy must hold delete, compact or both".into());
+        }
+        if self.delete_retention_ms < 0 {
+            return Err(format!(
+                "delete.retention.ms must be 0 or more, not {}",
+                self.delete_retention_ms
+            ));
+        }
+        if self.min_compaction_lag_ms < 0 {
+            return Err(format!(
+                "min.compaction.lag.ms must be 0 or more, not {}",
+                self.min_compaction_lag_ms
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(format!(
+                "min.cleanable.dirty.ratio must be in 0..=1, not {}",
+                self.min_cleanable_dirty_ratio
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parses `cleanup.policy`: `delete`, `compact`, or both, comma-separated.
+    pub fn set_cleanup_policy(&mut self, value: &str) -> Result<(), String> {
+        let (mut delete, mut compact) = (false, false);
+        for policy in value.split(',').map(str::trim) {
+            match policy {
+                "delete" => delete = true,
+                "compact" => compact = true,
+                _ => return Err(format!("Invalid value {value} for configuration cleanup.policy")),
+            }
+        }
+        self.cleanup_delete = delete;
+        self.cleanup_compact = compact;
         Ok(())
     }
 

@@ -834,7 +834,7 @@ async fn topic_configs_change_live() {
         let cases: [(&str, i8, Option<&str>); 4] = [
             ("retention.ms", 0, Some("soon")),
             ("no.such.key", 0, Some("1")),
-            ("cleanup.policy", 0, Some("compact")),
+            ("cleanup.policy", 0, Some("shred")),
             ("retention.ms", 2, Some("1")),
         ];
         for (name, op, value) in cases {

@@ -23,12 +23,19 @@ use crate::workload::Env;
 /// The groups, with their rebalance protocol.
 pub const GROUPS: [(&str, &str); 2] = [("classic-group", "classic"), ("consumer-group", "consumer")];
 
-/// Broker settings that make rebalances take simulated seconds, not minutes.
-pub const BROKER_OVERRIDES: [&str; 4] = [
+/// Broker settings that make rebalances take simulated seconds, not minutes, and that
+/// make the log cleaner compact `__consumer_offsets` while the groups run (3 partitions of
+/// 2 KiB segments, a pass every 2 simulated seconds), so that shards reload from
+/// compacted logs.
+pub const BROKER_OVERRIDES: [&str; 8] = [
     "group.initial.rebalance.delay.ms=0",
     "group.min.session.timeout.ms=1000",
     "group.consumer.heartbeat.interval.ms=300",
     "group.consumer.session.timeout.ms=4000",
+    "offsets.topic.num.partitions=3",
+    "offsets.topic.segment.bytes=2048",
+    "log.cleaner.backoff.ms=2000",
+    "log.cleaner.min.cleanable.ratio=0.1",
 ];
 
 /// One member slot of a group: it runs a member, which crashes or leaves after a while,

@@ -491,15 +491,25 @@ impl GroupCoordinatorShard {
                     ),
                 );
             }
+            Some(Group::Classic(_)) if !joining => {
+                // Only a join converts a classic group; anything else would turn it into a
+                // consumer group in memory that no record describes (found by replaying
+                // the compacted log of a fuzzed shard).
+                return (
+                    effects,
+                    fail(
+                        ErrorCode::GroupIdNotFound,
+                        &format!("group {group_id} is not a consumer group"),
+                    ),
+                );
+            }
             Some(Group::Classic(_)) => {
-                if joining {
-                    // An empty classic group becomes a consumer group.
-                    effects.records.push(GroupRecord::ClassicGroup {
-                        group: group_id.clone(),
-                        value: None,
-                    });
-                    self.groups.remove(&group_id);
-                }
+                // An empty classic group becomes a consumer group.
+                effects.records.push(GroupRecord::ClassicGroup {
+                    group: group_id.clone(),
+                    value: None,
+                });
+                self.groups.remove(&group_id);
             }
             Some(Group::Consumer(_)) => {}
             None if joining => {

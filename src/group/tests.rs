@@ -734,6 +734,13 @@ fn classic_and_consumer_groups_do_not_mix() {
         join b v=3 => b join g1 leader=b members=1
         cg c 0 topics=t => c GROUP_ID_NOT_FOUND
         cgdescribe => GROUP_ID_NOT_FOUND
+        # Empty again: a heartbeat that is not a join leaves it classic, and writes nothing
+        # (it once made it a consumer group in memory only); a join converts it.
+        leave b => leave NONE [\"NONE\"]
+        cg c 3 => c GROUP_ID_NOT_FOUND
+        cg c -1 => c GROUP_ID_NOT_FOUND
+        cgdescribe => GROUP_ID_NOT_FOUND
+        cg c 0 topics=t => c e1 [t:0,1,2,3]
         ",
     );
 }

@@ -187,6 +187,24 @@ mod tests {
     }
 
     #[test]
+    fn random_compactions_keep_the_last_record_of_every_key() {
+        let mut rng = SimRng::new(0xc1ea);
+        let (mut removed, mut cleaned_inputs) = (0, 0);
+        for _ in 0..150 {
+            let len = 1 + rng.below(160) as usize;
+            let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
+            let n = compaction_ops(&data);
+            removed += n;
+            cleaned_inputs += (n > 0) as u32;
+        }
+        assert!(
+            cleaned_inputs > 30,
+            "the cleaner removed records in only {cleaned_inputs} inputs"
+        );
+        eprintln!("compaction: {removed} records removed over {cleaned_inputs} inputs");
+    }
+
+    #[test]
     fn random_log_operations_match_the_model() {
         let mut rng = SimRng::new(0x10c5);
         for _ in 0..100 {
@@ -380,4 +398,181 @@ async fn log_ops_async(data: &[u8]) {
             assert_eq!(got, want, "the log's records against the model after {history:?}");
         }
     }
+}
+
+/// The entry point of the `log_compaction` fuzz target: operation sequences on one
+/// compacted log (`cleanup.policy=compact`, durable, small segments) against a model of
+/// every record appended: keyed appends (some tombstones, some compressed), rolls, cleaner
+/// passes, and process and machine crashes with a reopen. After every operation the log
+/// must hold, in order and unchanged, a subset of the appended records that keeps the last
+/// record of every key (a tombstone may go once past `delete.retention.ms`, and then so has
+/// every older record of its key), and nothing may be missing that a later record of its key
+/// does not supersede.
+///
+/// Returns how many records the cleaner removed, so that a test can tell it did work.
+pub fn compaction_ops(data: &[u8]) -> u64 {
+    if data.is_empty() {
+        return 0;
+    }
+    block_on(compaction_ops_async(data))
+}
+
+/// One appended record: key, and value (`None` for a tombstone).
+type Appended = (String, Option<String>);
+
+async fn open_compacted(disk: &SimStorage, delete_retention_ms: i64, ratio: f64) -> UnifiedLog<SimStorage> {
+    let config = LogConfig {
+        cleanup_compact: true,
+        cleanup_delete: false,
+        flush_messages: 1,
+        delete_retention_ms,
+        min_cleanable_dirty_ratio: ratio,
+        ..config()
+    };
+    UnifiedLog::open(disk.clone(), Path::new(DIR), config, LogDirFailureChannel::new(), 0)
+        .await
+        .expect("a log on a disk without faults opens")
+}
+
+/// Every record the log serves from its start, as (offset, key, value), reading from each
+/// offset onwards as a consumer does, gaps and all.
+async fn read_records(log: &UnifiedLog<SimStorage>) -> Vec<(i64, String, Option<String>)> {
+    let limits = ValidationLimits {
+        decompressed_bytes_max: 1 << 20,
+    };
+    let mut scratch = Vec::new();
+    let (mut offset, _, end) = log.offsets().await;
+    let mut out = Vec::new();
+    while offset < end {
+        let info = log.read(offset, 700, None, true).await.expect("a read inside the log");
+        if info.batches.is_empty() {
+            break;
+        }
+        for (_, header, bytes) in record::BatchFrames::new(&info.records) {
+            assert!(
+                header.last_offset() >= offset,
+                "a read returns batches at or after its offset"
+            );
+            record::for_each_record(bytes, &limits, &mut scratch, |o, r| {
+                if o >= offset {
+                    let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+                    out.push((
+                        o,
+                        text(r.key).expect("a compacted log holds keyed records"),
+                        text(r.value),
+                    ));
+                }
+            })
+            .expect("a batch the log serves validates");
+            offset = offset.max(header.next_offset());
+        }
+    }
+    out
+}
+
+fn check_compacted(model: &[Appended], got: &[(i64, String, Option<String>)], history: &[(u8, i64)]) {
+    let mut last = -1;
+    for (offset, key, value) in got {
+        assert!(*offset > last, "offsets increase after {history:?}");
+        last = *offset;
+        let appended = &model[*offset as usize];
+        assert_eq!(
+            (&appended.0, &appended.1),
+            (key, value),
+            "record {offset} changed after {history:?}"
+        );
+    }
+    let present: std::collections::HashSet<i64> = got.iter().map(|r| r.0).collect();
+    let mut latest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for (offset, (key, _)) in model.iter().enumerate() {
+        latest.insert(key, offset as i64);
+    }
+    for (offset, (key, value)) in model.iter().enumerate() {
+        let offset = offset as i64;
+        if present.contains(&offset) {
+            continue;
+        }
+        let newest = latest[key.as_str()];
+        if offset < newest {
+            continue; // superseded
+        }
+        // The key's newest record is gone: only a tombstone may go, and with it the key.
+        assert!(
+            value.is_none(),
+            "record {offset}, the last of key {key}, is gone after {history:?}"
+        );
+        assert!(
+            !got.iter().any(|r| &r.1 == key),
+            "key {key} lost its tombstone yet keeps older records after {history:?}"
+        );
+    }
+}
+
+async fn compaction_ops_async(data: &[u8]) -> u64 {
+    let mut removed = 0;
+    let delete_retention_ms = [0, i64::MAX / 4][data[0] as usize % 2];
+    let ratio = [0.0, 0.5, 1.0][data[0] as usize / 2 % 3];
+    let disk = SimStorage::new(data[0] as u64, DiskFaults::none());
+    let mut log = open_compacted(&disk, delete_retention_ms, ratio).await;
+    let mut model: Vec<Appended> = Vec::new();
+    let mut now = 1_000i64;
+    let mut bytes = data[1..].iter().copied();
+    let mut history = Vec::new();
+    for _ in 0..OPS_MAX {
+        let Some(op) = bytes.next() else {
+            break;
+        };
+        let arg = bytes.next().unwrap_or(0) as i64;
+        now += 10;
+        history.push((op % 8, arg));
+        match op % 8 {
+            0..=3 => {
+                let n = 1 + (arg % 6) as u32;
+                let codec = [Compression::None, Compression::Lz4][(arg / 6 % 4 == 3) as usize];
+                let mut b = RecordBatchBuilder::new(codec);
+                let mut appended = Vec::new();
+                for i in 0..n {
+                    let key = format!("k{}", (arg as u32 * 7 + i * 3 + op as u32) % 9);
+                    let tombstone = (arg as u32 + i) % 11 == 5;
+                    let value = (!tombstone).then(|| format!("v{}", model.len() as u32 + i));
+                    b.append(now, Some(key.as_bytes()), value.as_deref().map(str::as_bytes), &[]);
+                    appended.push((key, value));
+                }
+                let info = log
+                    .append_as_leader(b.build(), 0, AppendOrigin::Client, now)
+                    .await
+                    .expect("an append");
+                assert_eq!(info.first_offset, model.len() as i64);
+                model.extend(appended);
+            }
+            4 => log.roll_now(now).await.expect("a roll"),
+            5 | 6 => {
+                let (_, _, end) = log.offsets().await;
+                log.advance_high_watermark(end).await;
+                let before = log.offsets().await;
+                let map_bytes_max = [1 << 20, 200][(arg % 3 == 2) as usize];
+                removed += log
+                    .clean(now, map_bytes_max)
+                    .await
+                    .expect("a cleaning pass")
+                    .records_removed;
+                assert_eq!(log.offsets().await, before, "cleaning moves no offset");
+            }
+            _ => {
+                let kind = if arg % 2 == 0 {
+                    CrashKind::Process
+                } else {
+                    CrashKind::Machine
+                };
+                disk.crash(kind);
+                drop(log);
+                log = open_compacted(&disk, delete_retention_ms, ratio).await;
+                let (_, _, end) = log.offsets().await;
+                assert_eq!(end, model.len() as i64, "a durable log loses nothing in a crash");
+            }
+        }
+        let got = read_records(&log).await;
+        check_compacted(&model, &got, &history);
+    }
+    removed
 }

@@ -193,7 +193,7 @@ impl<S: Storage> LogSegment<S> {
             let mut frames = BatchFrames::new(&chunk);
             let mut advanced = 0usize;
             for (at, header, bytes) in frames.by_ref() {
-                if !self.batch_is_valid(&header, bytes, indexes.next_offset) {
+                if !self.batch_is_valid(&header, bytes, indexes.next_offset, config.cleanup_compact) {
                     return Ok((
                         indexes,
                         ScanEnd::Invalid {
@@ -231,7 +231,7 @@ impl<S: Storage> LogSegment<S> {
                     // One batch larger than a chunk.
                     let bytes = file.read_at(at, size as usize).await?;
                     let header = header.expect("size came from a header");
-                    if !self.batch_is_valid(&header, &bytes, indexes.next_offset) {
+                    if !self.batch_is_valid(&header, &bytes, indexes.next_offset, config.cleanup_compact) {
                         return Ok((indexes, ScanEnd::Invalid { position: at }));
                     }
                     indexes.add_batch(self.base_offset, at as u32, &header, config);
@@ -244,13 +244,19 @@ impl<S: Storage> LogSegment<S> {
         Ok((indexes, ScanEnd::Clean))
     }
 
-    /// Offsets are dense (no compaction yet), so each batch starts where the last ended;
-    /// that also catches damage to the base offset, which the CRC does not cover.
-    fn batch_is_valid(&self, header: &BatchHeader, bytes: &[u8], next_offset: i64) -> bool {
+    /// In a log that is not compacted, offsets are dense, so each batch starts where the
+    /// last ended; that also catches damage to the base offset, which the CRC does not
+    /// cover. The cleaner leaves gaps between batches and inside them (a batch keeps its
+    /// base offset and lastOffsetDelta), so a compacted log's offsets need only increase.
+    fn batch_is_valid(&self, header: &BatchHeader, bytes: &[u8], next_offset: i64, compacted: bool) -> bool {
+        let dense =
+            header.records_count as i64 == header.last_offset_delta as i64 + 1 && header.base_offset == next_offset;
+        let sparse = header.records_count >= 1
+            && header.records_count as i64 <= header.last_offset_delta as i64 + 1
+            && header.base_offset >= next_offset;
         header.magic == MAGIC_V2
             && header.last_offset_delta >= 0
-            && header.records_count as i64 == header.last_offset_delta as i64 + 1
-            && header.base_offset == next_offset
+            && (dense || (compacted && sparse))
             && header.last_offset() - self.base_offset <= u32::MAX as i64
             && (crate::canary::RECOVERY_SKIPS_CRC || crc_matches(bytes))
     }
@@ -392,9 +398,11 @@ impl<S: Storage> LogSegment<S> {
             let relative = (offset - base).clamp(0, u32::MAX as i64) as u32;
             let (entry_offset, start) = self.indexes(storage, config).await?.offsets.lookup(relative);
             let start = start as u64;
-            // Offsets are dense: the walk knows the base offset of every batch it meets,
-            // which catches damage to base offsets that the CRC does not cover.
+            // Offsets are dense unless compacted: the walk knows the base offset of every
+            // batch it meets, which catches damage to base offsets that the CRC does not
+            // cover. In a compacted log it knows only a lower bound.
             let mut expected = base + entry_offset as i64;
+            let compacted = config.cleanup_compact;
             let file = self.file(storage).await?;
             let mut position = start;
             let mut damage = None;
@@ -405,7 +413,8 @@ impl<S: Storage> LogSegment<S> {
                     break;
                 };
                 if header.magic != MAGIC_V2
-                    || header.base_offset != expected
+                    || header.base_offset < expected
+                    || (!compacted && header.base_offset != expected)
                     || header.last_offset_delta < 0
                     || position + header.size() as u64 > self.size
                 {
@@ -512,6 +521,11 @@ impl<S: Storage> LogSegment<S> {
         if let Some(indexes) = self.indexes.as_mut() {
             indexes.seal(base);
         }
+    }
+
+    /// Installs indexes that [`LogSegment::rebuild`] made.
+    pub fn install_indexes(&mut self, indexes: Indexes) {
+        self.indexes = Some(indexes);
     }
 
     pub fn loaded_indexes(&self) -> Option<&Indexes> {

@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use super::*;
 use crate::config::LogConfig;
 use crate::error::ErrorCode;
-use crate::io::{CrashKind, DiskFaults, SimStorage, Storage};
+use crate::io::{CrashKind, DiskFaults, SimStorage, Storage, StorageFile};
 use crate::record::{self, AppendOrigin, Compression, RecordBatchBuilder, TimestampType, ValidationLimits};
 
 pub(crate) fn run<F: Future>(f: F) -> F::Output {
@@ -960,5 +960,147 @@ fn the_high_watermark_only_advances() {
             10,
             "clamped to the log end offset"
         );
+    })
+}
+
+fn compacted_config() -> LogConfig {
+    LogConfig {
+        cleanup_compact: true,
+        cleanup_delete: false,
+        min_cleanable_dirty_ratio: 0.0,
+        ..small_config()
+    }
+}
+
+/// Six small segments of keyed records, k0..k2 written over and over, all below the high
+/// watermark and flushed; one cleaner group covers them.
+async fn keyed_log(disk: &SimStorage) -> UnifiedLog<SimStorage> {
+    let log = open(disk, compacted_config()).await;
+    for i in 0..6u32 {
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        for j in 0..2u32 {
+            let n = i * 2 + j;
+            b.append(
+                100,
+                Some(format!("k{}", n % 3).as_bytes()),
+                Some(format!("v{n}").as_bytes()),
+                &[],
+            );
+        }
+        log.append_as_leader(b.build(), 0, AppendOrigin::Client, 100)
+            .await
+            .unwrap();
+        log.roll_now(100).await.unwrap();
+    }
+    let end = log.log_end_offset().await;
+    log.advance_high_watermark(end).await;
+    log.flush(100).await.unwrap();
+    log
+}
+
+#[test]
+fn the_cleaner_keeps_the_last_record_of_each_key() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = keyed_log(&disk).await;
+        let before = read_all(&log).await;
+        assert_eq!(before.len(), 12);
+        let stats = log.clean(200, 1 << 20).await.unwrap();
+        assert_eq!((stats.records_removed, stats.segments_cleaned, stats.keys), (9, 6, 3));
+        assert_eq!((stats.first_dirty_offset, stats.end_offset), (0, 12));
+        let after = read_all(&log).await;
+        // The last of k0, k1, k2: v9, v10, v11 at their offsets.
+        assert_eq!(
+            after.iter().map(|r| (r.0, r.2.as_str())).collect::<Vec<_>>(),
+            [(9, "v9"), (10, "v10"), (11, "v11")]
+        );
+        assert_eq!(
+            log.segment_base_offsets().await,
+            [0, 12],
+            "one cleaned segment and the active one"
+        );
+        // A read from a removed offset gets the next record; a second pass finds nothing dirty.
+        let info = log.read(3, 4096, None, true).await.unwrap();
+        assert_eq!(
+            info.batches[0].base_offset, 8,
+            "the batch holding 9 keeps its base offset"
+        );
+        assert_eq!(log.clean(300, 1 << 20).await.unwrap().records_removed, 0);
+        // Appends go on at the log end, and the cleaned log survives a power loss and reopens.
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        b.append(300, Some(b"k0"), Some(b"v12"), &[]);
+        let info = log
+            .append_as_leader(b.build(), 0, AppendOrigin::Client, 300)
+            .await
+            .unwrap();
+        assert_eq!(info.first_offset, 12);
+        log.flush(300).await.unwrap();
+        drop(log);
+        disk.crash(CrashKind::Machine);
+        let log = open(&disk, compacted_config()).await;
+        let mut want = after.clone();
+        want.push((12, 300, "v12".to_string()));
+        assert_eq!(read_all(&log).await, want);
+    })
+}
+
+#[test]
+fn compacted_topics_refuse_records_without_a_key() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = open(&disk, compacted_config()).await;
+        let err = log
+            .append_as_leader(batch(0, 2, 100), 0, AppendOrigin::Client, 100)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidRecord);
+    })
+}
+
+#[test]
+fn an_interrupted_cleaner_swap_is_finished_or_undone_on_open() {
+    run(async {
+        // The cleaned segment, from a log that finished its pass.
+        let cleaned_disk = SimStorage::new(1, DiskFaults::none());
+        let cleaned_log = keyed_log(&cleaned_disk).await;
+        cleaned_log.clean(200, 1 << 20).await.unwrap();
+        let after = read_all(&cleaned_log).await;
+        let cleaned_path = Path::new(DIR).join(log_file_name(0));
+        let file = cleaned_disk
+            .open(&cleaned_path, crate::io::OpenMode::Existing)
+            .await
+            .unwrap();
+        let cleaned = file.read_at(0, file.len().await.unwrap() as usize).await.unwrap();
+        // (suffix of the file the crash left, old segments the pass had deleted, expected)
+        let cases: [(&str, &[i64], bool); 4] = [
+            ("log.cleaned", &[], false),
+            ("log.swap", &[], true),
+            ("log.swap", &[0], true),
+            ("log.swap", &[0, 2, 4], true),
+        ];
+        for (suffix, deleted, finished) in cases {
+            let disk = SimStorage::new(1, DiskFaults::none());
+            let log = keyed_log(&disk).await;
+            let before = read_all(&log).await;
+            log.close(100).await.unwrap();
+            drop(log);
+            let path = Path::new(DIR).join(format!("{:020}.{suffix}", 0));
+            let f = disk.open(&path, crate::io::OpenMode::Create).await.unwrap();
+            f.append(cleaned.clone()).await.unwrap();
+            f.sync_data().await.unwrap();
+            for &base in deleted {
+                disk.remove(&Path::new(DIR).join(log_file_name(base))).await.unwrap();
+            }
+            disk.sync_dir(Path::new(DIR)).await.unwrap();
+            disk.crash(CrashKind::Machine);
+            let log = open(&disk, compacted_config()).await;
+            let want = if finished { &after } else { &before };
+            assert_eq!(&read_all(&log).await, want, "{suffix} with {deleted:?} deleted");
+            let names = disk.list(Path::new(DIR)).await.unwrap();
+            assert!(
+                !names.iter().any(|n| n.ends_with(".cleaned") || n.ends_with(".swap")),
+                "{names:?}"
+            );
+        }
     })
 }

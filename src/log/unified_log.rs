@@ -19,11 +19,12 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Mutex;
 
 use super::checkpoint::LogCheckpoint;
+use super::cleaner::{filter_batch, FilterRules, Filtered, OffsetMap};
 use super::producer_state::{last_sequence, ProducerStateManager, SequenceCheck};
-use super::segment::{parse_file_name, Found, LogSegment};
-use crate::config::LogConfig;
+use super::segment::{log_file_name, parse_file_name, Found, LogSegment, ScanEnd};
+use crate::config::{LogConfig, SEGMENT_BYTES_MAX};
 use crate::error::{ErrorCode, KafkaError, KafkaResult};
-use crate::io::{read_to_end, write_atomically, Storage, StorageFile};
+use crate::io::{read_to_end, write_atomically, OpenMode, Storage, StorageFile};
 use crate::record::{
     self, crc_matches, AppendOrigin, BatchFrames, BatchHeader, Records, TimestampType, ValidationLimits,
     RECORD_BATCH_OVERHEAD,
@@ -133,6 +134,9 @@ struct LogState<S: Storage> {
     messages_since_flush: i64,
     last_flush_ms: i64,
     use_tick: u64,
+    /// The log cleaner's first dirty offset: everything below was cleaned (in memory only;
+    /// after a restart the first pass treats the whole log as dirty).
+    first_dirty_offset: i64,
 }
 
 impl<S: Storage> UnifiedLog<S> {
@@ -167,6 +171,7 @@ impl<S: Storage> UnifiedLog<S> {
         if let Some(parent) = dir.parent() {
             storage.sync_dir(parent).await?;
         }
+        finish_cleaner_swaps(&storage, dir, &config).await?;
         let names = storage.list(dir).await?;
         let checkpoint = LogCheckpoint::read(&storage, dir).await?;
         let mut bases = Vec::new();
@@ -232,6 +237,7 @@ impl<S: Storage> UnifiedLog<S> {
             messages_since_flush: 0,
             last_flush_ms: now_ms,
             use_tick: 0,
+            first_dirty_offset: 0,
         };
         let log = UnifiedLog {
             storage,
@@ -485,16 +491,17 @@ impl<S: Storage> UnifiedLog<S> {
                 .unwrap_or(log_end_offset);
             let mut end = 0;
             let mut expected = header.base_offset;
+            let compacted = self.config().cleanup_compact;
             for (at, header, batch) in BatchFrames::new(&bytes) {
                 if header.next_offset() > upper {
                     break;
                 }
                 // The base offset and magic lie outside the CRC: check them against the
-                // segment's dense offsets.
+                // segment's dense offsets (increasing ones, in a compacted log).
                 let placed = header.magic == record::MAGIC_V2
-                    && header.base_offset == expected
+                    && (header.base_offset == expected || (compacted && header.base_offset > expected))
                     && header.base_offset >= base
-                    && (!info.batches.is_empty() || header.base_offset <= fetch_offset.max(base))
+                    && (!info.batches.is_empty() || compacted || header.base_offset <= fetch_offset.max(base))
                     && header.last_offset_delta >= 0
                     && header.next_offset() <= segment_end;
                 if !placed || !crc_matches(batch) {
@@ -643,6 +650,9 @@ impl<S: Storage> UnifiedLog<S> {
     /// Returns how many went.
     pub async fn delete_old_segments(&self, now_ms: i64) -> KafkaResult<usize> {
         self.check_online()?;
+        if !self.config().cleanup_delete {
+            return Ok(0);
+        }
         let mut state = self.state.lock().await;
         let mut total: i64 = state.segments.values().map(|s| s.size as i64).sum();
         let bases: Vec<i64> = state.segments.keys().copied().collect();
@@ -683,6 +693,199 @@ impl<S: Storage> UnifiedLog<S> {
         self.delete_segments_below_start(&mut state).await?;
         self.check_invariants(&state);
         Ok(before - state.segments.len())
+    }
+
+    /// The log cleaner's pass over a compacted log (`cleanup.policy` holds `compact`):
+    /// builds the offset map of the dirty section (within `map_bytes_max`), then rewrites
+    /// the cleanable segments, in groups of up to `segment.bytes`, keeping the last record
+    /// of each key. Cleanable: inactive, below the high watermark and the recovery point,
+    /// and older than `min.compaction.lag.ms`. Runs only once the dirty share of the
+    /// cleanable bytes reaches `min.cleanable.dirty.ratio`.
+    ///
+    /// Each group is swapped in crash-safely: written whole to `<base>.log.cleaned` and
+    /// synced, renamed to `<base>.log.swap` (the commit point), then the old segments are
+    /// deleted and the swap file renamed to `<base>.log`. Opening the log finishes a swap a
+    /// crash interrupted and removes a `.cleaned` file that never committed.
+    ///
+    /// Holds the log's lock for the whole pass: appends and reads wait (bounded by
+    /// `segment.bytes` per group and the map's size).
+    pub async fn clean(&self, now_ms: i64, map_bytes_max: usize) -> KafkaResult<CleanStats> {
+        self.check_online()?;
+        let config = self.config();
+        let mut stats = CleanStats::default();
+        if !config.cleanup_compact {
+            return Ok(stats);
+        }
+        let mut state = self.state.lock().await;
+        let limits = ValidationLimits {
+            decompressed_bytes_max: config.decompressed_bytes_max,
+        };
+        // The cleanable segments, with their sizes and max timestamps.
+        let bases: Vec<i64> = state.segments.keys().copied().collect();
+        let horizon = state.high_watermark.min(state.recovery_point);
+        let mut cleanable: Vec<(i64, i64, u64, i64)> = Vec::new(); // base, next base, size, max timestamp
+        for pair in bases.windows(2) {
+            let (base, next_base) = (pair[0], pair[1]);
+            if next_base > horizon {
+                break;
+            }
+            let segment = state.segments.get_mut(&base).expect("listed");
+            let size = segment.size;
+            let max_timestamp = segment
+                .indexes(&self.storage, &config)
+                .await
+                .map_err(|e| self.fail("clean", e))?
+                .max_timestamp;
+            if config.min_compaction_lag_ms > 0 && now_ms.saturating_sub(max_timestamp) < config.min_compaction_lag_ms {
+                break;
+            }
+            cleanable.push((base, next_base, size, max_timestamp));
+        }
+        let first_dirty = state.first_dirty_offset.max(state.log_start_offset);
+        let total: u64 = cleanable.iter().map(|c| c.2).sum();
+        let dirty: u64 = cleanable.iter().filter(|c| c.1 > first_dirty).map(|c| c.2).sum();
+        if dirty == 0 || (dirty as f64) < config.min_cleanable_dirty_ratio * total as f64 {
+            return Ok(stats);
+        }
+        // The offset map of the dirty section, segment by segment while the keys fit.
+        let mut map = OffsetMap::new(map_bytes_max);
+        let mut scratch = Vec::new();
+        let mut end = first_dirty;
+        'segments: for &(base, next_base, size, _) in cleanable.iter().filter(|c| c.1 > first_dirty) {
+            let file = state
+                .segments
+                .get_mut(&base)
+                .expect("listed")
+                .file(&self.storage)
+                .await
+                .map_err(|e| self.fail("clean", e))?;
+            let mut reader = SegmentBatches::new(file, size);
+            while let Some(batches) = reader.next_chunk().await.map_err(|e| self.fail("clean", e))? {
+                for (_, batch) in batches {
+                    let fits = map
+                        .add_batch(&batch, first_dirty, &limits, &mut scratch)
+                        .map_err(|e| self.fail("clean", io::Error::new(io::ErrorKind::InvalidData, e.message)))?;
+                    if !fits {
+                        break 'segments;
+                    }
+                }
+            }
+            end = next_base;
+        }
+        if end <= first_dirty {
+            return Ok(stats);
+        }
+        // Group the segments below `end` by size, and clean each group.
+        let tombstone_horizon = now_ms.saturating_sub(config.delete_retention_ms);
+        let mut groups: Vec<Vec<(i64, i64, u64, i64)>> = Vec::new();
+        for &segment in cleanable.iter().filter(|c| c.1 <= end) {
+            match groups.last_mut() {
+                Some(group)
+                    if group.iter().map(|g| g.2).sum::<u64>() + segment.2 <= config.segment_bytes
+                        && segment.1 - group[0].0 <= u32::MAX as i64 =>
+                {
+                    group.push(segment)
+                }
+                _ => groups.push(vec![segment]),
+            }
+        }
+        for group in groups {
+            let base = group[0].0;
+            let cleaned_path = self.dir.join(format!("{}.cleaned", log_file_name(base)));
+            let swap_path = self.dir.join(format!("{}.swap", log_file_name(base)));
+            let cleaned = self
+                .storage
+                .open(&cleaned_path, OpenMode::Create)
+                .await
+                .map_err(|e| self.fail("clean", e))?;
+            cleaned.truncate(0).await.map_err(|e| self.fail("clean", e))?;
+            for &(segment_base, next_base, size, max_timestamp) in &group {
+                stats.bytes_before += size;
+                let rules_base = FilterRules {
+                    // Tombstones go once their segment was cleaned before and is old enough.
+                    drop_tombstones: next_base <= first_dirty && max_timestamp < tombstone_horizon,
+                    keep_whole: false,
+                };
+                let file = state
+                    .segments
+                    .get_mut(&segment_base)
+                    .expect("listed")
+                    .file(&self.storage)
+                    .await
+                    .map_err(|e| self.fail("clean", e))?;
+                let mut reader = SegmentBatches::new(file, size);
+                while let Some(batches) = reader.next_chunk().await.map_err(|e| self.fail("clean", e))? {
+                    let mut out = BytesMut::new();
+                    for (header, batch) in batches {
+                        let keep_whole = header.producer_id >= 0
+                            && state
+                                .producers
+                                .get(header.producer_id)
+                                .and_then(|p| p.batches.back())
+                                .is_some_and(|b| b.last_offset == header.last_offset());
+                        let rules = FilterRules {
+                            keep_whole,
+                            ..rules_base
+                        };
+                        let (filtered, removed) = filter_batch(&batch, &map, rules, &limits, &mut scratch)
+                            .map_err(|e| self.fail("clean", io::Error::new(io::ErrorKind::InvalidData, e.message)))?;
+                        stats.records_removed += removed as u64;
+                        match filtered {
+                            Filtered::Keep => out.extend_from_slice(&batch),
+                            Filtered::Drop => {}
+                            Filtered::Rewrite(bytes, _) => out.extend_from_slice(&bytes),
+                        }
+                    }
+                    stats.bytes_after += out.len() as u64;
+                    if !out.is_empty() {
+                        cleaned.append(out.freeze()).await.map_err(|e| self.fail("clean", e))?;
+                    }
+                }
+            }
+            cleaned.sync_data().await.map_err(|e| self.fail("clean", e))?;
+            drop(cleaned);
+            // The commit point: from here a crash finishes the swap on open.
+            self.storage
+                .rename(&cleaned_path, &swap_path)
+                .await
+                .map_err(|e| self.fail("clean", e))?;
+            self.storage
+                .sync_dir(&self.dir)
+                .await
+                .map_err(|e| self.fail("clean", e))?;
+            for &(segment_base, ..) in &group {
+                let old = state.segments.remove(&segment_base).expect("listed");
+                old.delete(&self.storage).await.map_err(|e| self.fail("clean", e))?;
+            }
+            self.storage
+                .rename(&swap_path, &self.dir.join(log_file_name(base)))
+                .await
+                .map_err(|e| self.fail("clean", e))?;
+            self.storage
+                .sync_dir(&self.dir)
+                .await
+                .map_err(|e| self.fail("clean", e))?;
+            let mut segment = LogSegment::open(&self.storage, &self.dir, base)
+                .await
+                .map_err(|e| self.fail("clean", e))?;
+            let (indexes, end_of_scan) = segment
+                .rebuild(&self.storage, &config)
+                .await
+                .map_err(|e| self.fail("clean", e))?;
+            assert_eq!(end_of_scan, ScanEnd::Clean, "the cleaner writes valid batches");
+            segment.install_indexes(indexes);
+            segment.seal();
+            segment.flush(&self.storage).await.map_err(|e| self.fail("clean", e))?;
+            state.segments.insert(base, segment);
+            stats.segments_cleaned += group.len();
+        }
+        state.first_dirty_offset = end;
+        stats.first_dirty_offset = first_dirty;
+        stats.end_offset = end;
+        stats.keys = map.len();
+        self.evict_files(&mut state);
+        self.check_invariants(&state);
+        Ok(stats)
     }
 
     /// Removes every record at `offset` and after (replication's truncation on divergence).
@@ -1065,6 +1268,12 @@ impl<S: Storage> UnifiedLog<S> {
                 ));
             }
             let summary = record::validate_batch(batch, origin, &limits, &mut scratch)?;
+            if self.config().cleanup_compact && summary.has_keyless_record && !header.is_control() {
+                return Err(KafkaError::new(
+                    ErrorCode::InvalidRecord,
+                    "a compacted topic cannot accept a record without a key",
+                ));
+            }
             if self.config().message_timestamp_type == TimestampType::CreateTime {
                 self.check_timestamp(summary.max_timestamp, now_ms)?;
             }
@@ -1311,6 +1520,108 @@ impl<S: Storage> UnifiedLog<S> {
     }
 }
 
+/// What one cleaning pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    pub segments_cleaned: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    pub records_removed: u64,
+    /// The dirty section cleaned: `[first_dirty_offset, end_offset)`.
+    pub first_dirty_offset: i64,
+    pub end_offset: i64,
+    /// Keys in the offset map.
+    pub keys: usize,
+}
+
+/// Reads a segment's whole batches a chunk at a time (a batch larger than a chunk whole).
+/// The cleaner reads only segments that recovery or the appender wrote, so a batch that is
+/// not whole ends the walk.
+struct SegmentBatches<F: StorageFile> {
+    file: F,
+    size: u64,
+    position: u64,
+}
+
+impl<F: StorageFile> SegmentBatches<F> {
+    fn new(file: F, size: u64) -> SegmentBatches<F> {
+        SegmentBatches {
+            file,
+            size,
+            position: 0,
+        }
+    }
+
+    async fn next_chunk(&mut self) -> io::Result<Option<Vec<(BatchHeader, Bytes)>>> {
+        if self.position >= self.size {
+            return Ok(None);
+        }
+        let want = CLEANER_CHUNK_BYTES.min((self.size - self.position) as usize);
+        let mut chunk = self.file.read_at(self.position, want).await?;
+        let mut frames: Vec<(BatchHeader, Bytes)> = BatchFrames::new(&chunk)
+            .map(|(at, header, batch)| (header, chunk.slice(at..at + batch.len())))
+            .collect();
+        if frames.is_empty() {
+            // One batch larger than a chunk: read it whole.
+            let Ok(header) = BatchHeader::parse(&chunk) else {
+                return Ok(None);
+            };
+            if self.position + header.size() as u64 > self.size {
+                return Ok(None);
+            }
+            chunk = self.file.read_at(self.position, header.size()).await?;
+            frames = vec![(header, chunk)];
+        }
+        self.position += frames.iter().map(|(h, _)| h.size() as u64).sum::<u64>();
+        Ok(Some(frames))
+    }
+}
+
+/// Finishes what a crash left of the cleaner's swaps: removes `.cleaned` files (never
+/// committed), and for each `<base>.log.swap` deletes the segments it replaces (those
+/// whose base offset lies in the swap's offsets) and renames it to `<base>.log`.
+async fn finish_cleaner_swaps<S: Storage>(storage: &S, dir: &Path, config: &LogConfig) -> io::Result<()> {
+    let names = storage.list(dir).await?;
+    let mut changed = false;
+    for name in &names {
+        if name.ends_with(".log.cleaned") {
+            storage.remove(&dir.join(name)).await?;
+            changed = true;
+        }
+    }
+    for name in &names {
+        let Some((base, "log.swap")) = parse_file_name(name) else {
+            continue;
+        };
+        let swap = dir.join(name);
+        let file = storage.open(&swap, OpenMode::Existing).await?;
+        let size = file.len().await?;
+        let mut last = base;
+        let mut reader = SegmentBatches::new(file, size.min(config.segment_bytes.max(SEGMENT_BYTES_MAX)));
+        while let Some(batches) = reader.next_chunk().await? {
+            if let Some((header, _)) = batches.last() {
+                last = last.max(header.last_offset());
+            }
+        }
+        for old in &names {
+            if let Some((old_base, "log" | "index" | "timeindex")) = parse_file_name(old) {
+                if (base..=last).contains(&old_base) {
+                    match storage.remove(&dir.join(old)).await {
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        other => other?,
+                    }
+                }
+            }
+        }
+        storage.rename(&swap, &dir.join(log_file_name(base))).await?;
+        changed = true;
+    }
+    if changed {
+        storage.sync_dir(dir).await?;
+    }
+    Ok(())
+}
+
 /// The fast path after a clean shutdown (or a crash that lost nothing past the recovery
 /// point): the recovery point lies in the last segment, whose on-disk indexes load and
 /// agree with the log, and nothing follows the recovery point. Reads the index files and
@@ -1416,6 +1727,8 @@ const PRODUCER_SNAPSHOTS_KEPT: usize = 2;
 const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 64 << 20;
 /// Bytes read at a time while replaying batches into the producer state.
 const PRODUCER_REPLAY_CHUNK_BYTES: usize = 1 << 20;
+/// The cleaner reads segments in chunks of this size.
+const CLEANER_CHUNK_BYTES: usize = 1 << 20;
 
 /// Kafka's name for a producer state snapshot: the log end offset it was taken at.
 pub fn producer_snapshot_file_name(offset: i64) -> String {

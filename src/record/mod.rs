@@ -33,6 +33,7 @@ const MAX_TIMESTAMP_OFFSET: usize = 35;
 const PRODUCER_ID_OFFSET: usize = 43;
 const PRODUCER_EPOCH_OFFSET: usize = 51;
 const BASE_SEQUENCE_OFFSET: usize = 53;
+const RECORDS_COUNT_OFFSET: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
@@ -222,6 +223,8 @@ pub struct BatchSummary {
     pub offset_delta_of_max_timestamp: i32,
     /// Total bytes of the records once decompressed.
     pub uncompressed_bytes: usize,
+    /// Some record has a null key (a compacted topic refuses the batch).
+    pub has_keyless_record: bool,
 }
 
 /// Fully validates one whole magic-2 batch: header fields, CRC32C, record framing,
@@ -259,7 +262,16 @@ pub fn validate_batch(
     let codec = header
         .compression()
         .ok_or_else(|| corrupt(format!("unknown compression id {}", header.attributes & 7)))?;
-    if header.records_count < 0 || header.last_offset_delta as i64 + 1 != header.records_count as i64 {
+    // Clients and coordinators write dense batches. A log's batches (what replication and
+    // readers see) may have lost records to compaction: the cleaner keeps the base offset
+    // and lastOffsetDelta of a batch, as Kafka's does, and drops records in between.
+    let dense = origin != AppendOrigin::Replication;
+    let count_ok = if dense {
+        header.last_offset_delta as i64 + 1 == header.records_count as i64
+    } else {
+        header.last_offset_delta >= 0 && header.records_count as i64 <= header.last_offset_delta as i64 + 1
+    };
+    if header.records_count < 0 || !count_ok {
         return Err(invalid(format!(
             "record count {} does not match lastOffsetDelta {}",
             header.records_count, header.last_offset_delta
@@ -300,28 +312,41 @@ pub fn validate_batch(
         })?;
         scratch
     };
-    let (max_timestamp, offset_delta_of_max_timestamp) = validate_records(&header, records)?;
+    let (max_timestamp, offset_delta_of_max_timestamp, has_keyless_record) = validate_records(&header, records, dense)?;
     Ok(BatchSummary {
         header,
         max_timestamp,
         offset_delta_of_max_timestamp,
         uncompressed_bytes: records.len(),
+        has_keyless_record,
     })
 }
 
-/// Walks the records, checking framing and offset deltas; returns the max timestamp and
-/// the offset delta of the first record carrying it.
-fn validate_records(header: &BatchHeader, records: &[u8]) -> KafkaResult<(i64, i32)> {
+/// Walks the records, checking framing and offset deltas; returns the max timestamp, the
+/// offset delta of the first record carrying it, and whether a record has no key.
+///
+/// Dense batches number their records 0, 1, 2...; compacted ones (`dense` false) need only
+/// increasing deltas within lastOffsetDelta.
+fn validate_records(header: &BatchHeader, records: &[u8], dense: bool) -> KafkaResult<(i64, i32, bool)> {
     let mut max = (NO_TIMESTAMP, 0);
+    let mut keyless = false;
     let mut iter = Records::new(records, header.base_timestamp);
     let mut expected_delta = 0i32;
+    let mut previous_delta = -1i32;
     while let Some(record) = iter.next_record()? {
-        if record.offset_delta != expected_delta {
+        let in_order = if dense {
+            record.offset_delta == expected_delta
+        } else {
+            record.offset_delta > previous_delta && record.offset_delta <= header.last_offset_delta
+        };
+        if !in_order {
             return Err(invalid(format!(
                 "inner offsets are not sequential: record {expected_delta} has offset delta {}",
                 record.offset_delta
             )));
         }
+        previous_delta = record.offset_delta;
+        keyless |= record.key.is_none();
         if header.is_control() {
             let key = record
                 .key
@@ -341,7 +366,7 @@ fn validate_records(header: &BatchHeader, records: &[u8]) -> KafkaResult<(i64, i
             header.records_count
         )));
     }
-    Ok(max)
+    Ok((max.0, max.1, keyless))
 }
 
 /// Calls `f` with the offset and the record, for every record of one whole batch, after
@@ -406,9 +431,16 @@ impl<'a> Records<'a> {
 
     /// The next record, `None` at the end, or the framing error.
     pub fn next_record(&mut self) -> KafkaResult<Option<Record<'a>>> {
+        Ok(self.next_with_bytes()?.map(|(_, record)| record))
+    }
+
+    /// The next record with its encoded bytes (length prefix included), which a batch of
+    /// the same base offset and base timestamp can carry unchanged.
+    pub fn next_with_bytes(&mut self) -> KafkaResult<Option<(&'a [u8], Record<'a>)>> {
         if self.rest.is_empty() {
             return Ok(None);
         }
+        let whole = self.rest;
         let (length, n) = read_varint(self.rest).ok_or_else(|| corrupt("bad record length varint".into()))?;
         let length = usize::try_from(length).map_err(|_| corrupt(format!("negative record length {length}")))?;
         let body = self
@@ -416,7 +448,8 @@ impl<'a> Records<'a> {
             .get(n..n + length)
             .ok_or_else(|| corrupt("record overruns its batch".into()))?;
         self.rest = &self.rest[n + length..];
-        parse_record(body, self.base_timestamp).map(Some)
+        let record = parse_record(body, self.base_timestamp)?;
+        Ok(Some((&whole[..n + length], record)))
     }
 }
 
@@ -475,6 +508,25 @@ fn read_bytes<'a>(rest: &mut &'a [u8]) -> KafkaResult<Option<&'a [u8]>> {
         .ok_or_else(|| corrupt("field overruns its record".into()))?;
     *rest = &rest[len..];
     Ok(Some(bytes))
+}
+
+/// A batch with `header`'s fields (base offset, lastOffsetDelta, timestamps, producer) that
+/// holds `records`, `count` encoded records from the original, uncompressed: what the log
+/// cleaner writes for a batch that lost records. The CRC is computed anew.
+pub fn batch_with_records(header: &[u8], records: &[u8], count: i32) -> Vec<u8> {
+    assert!(header.len() >= RECORD_BATCH_OVERHEAD);
+    let mut batch = Vec::with_capacity(RECORD_BATCH_OVERHEAD + records.len());
+    batch.extend_from_slice(&header[..RECORD_BATCH_OVERHEAD]);
+    batch.extend_from_slice(records);
+    let length = (batch.len() - LOG_OVERHEAD) as i32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    // Uncompressed, whatever the original was.
+    let attributes = be_i16(&batch, ATTRIBUTES_OFFSET) & !COMPRESSION_MASK;
+    batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&count.to_be_bytes());
+    let crc = compute_crc(&batch);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
 }
 
 /// Rewrites the base offset. Outside the CRC, so the CRC stays valid.

@@ -28,12 +28,21 @@ pub struct ServerConfig {
     pub connection_idle_ms_max: u64,
     /// `log.retention.check.interval.ms`.
     pub log_retention_check_interval_ms: u64,
+    /// `log.cleaner.enable`: compact the logs whose `cleanup.policy` holds `compact`.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: the pause between two passes of the log cleaner.
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`: memory for the keys of one cleaning pass; a
+    /// pass cleans only as far as the keys of its dirty segments fit.
+    pub log_cleaner_dedupe_buffer_bytes: usize,
     /// `replica.fetch.wait.max.ms` bounds nothing here; `fetch.max.bytes` bounds a fetch response.
     pub fetch_max_bytes: usize,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub group: crate::group::GroupConfig,
     /// `offsets.topic.num.partitions`
     pub offsets_topic_partitions: i32,
+    /// `offsets.topic.segment.bytes`: the segment size of `__consumer_offsets`.
+    pub offsets_topic_segment_bytes: u64,
     /// `offsets.retention.check.interval.ms`
     pub offsets_retention_check_interval_ms: i64,
     /// Keys read and their values, for DescribeConfigs.
@@ -64,6 +73,13 @@ pub const KEYS: &[(&str, &str)] = &[
     ("log.flush.interval.ms", ""),
     ("log.message.timestamp.type", "CreateTime"),
     ("log.retention.check.interval.ms", "300000"),
+    ("log.cleanup.policy", "delete"),
+    ("log.cleaner.enable", "true"),
+    ("log.cleaner.backoff.ms", "15000"),
+    ("log.cleaner.dedupe.buffer.size", "134217728"),
+    ("log.cleaner.delete.retention.ms", "86400000"),
+    ("log.cleaner.min.compaction.lag.ms", "0"),
+    ("log.cleaner.min.cleanable.ratio", "0.5"),
     ("producer.id.expiration.ms", "86400000"),
     ("message.max.bytes", "1048588"),
     ("socket.request.max.bytes", "104857600"),
@@ -79,6 +95,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("transaction.state.log.min.isr", "1"),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.segment.bytes", "104857600"),
     ("offsets.retention.minutes", "10080"),
     ("offsets.retention.check.interval.ms", "600000"),
     ("offset.metadata.max.bytes", "4096"),
@@ -210,7 +227,7 @@ impl ServerConfig {
                 ))
             }
         };
-        let log = LogConfig {
+        let mut log = LogConfig {
             segment_bytes: number(get, "log.segment.bytes")?,
             segment_ms: roll_ms,
             segment_index_bytes: number(get, "log.index.size.max.bytes")?,
@@ -222,8 +239,26 @@ impl ServerConfig {
             max_message_bytes: number(get, "message.max.bytes")?,
             message_timestamp_type: timestamp_type,
             producer_id_expiration_ms: number(get, "producer.id.expiration.ms")?,
+            delete_retention_ms: number(get, "log.cleaner.delete.retention.ms")?,
+            min_compaction_lag_ms: number(get, "log.cleaner.min.compaction.lag.ms")?,
+            min_cleanable_dirty_ratio: number(get, "log.cleaner.min.cleanable.ratio")?,
             ..LogConfig::default()
         };
+        log.set_cleanup_policy(&get("log.cleanup.policy")).map_err(|_| {
+            invalid(
+                "log.cleanup.policy",
+                &get("log.cleanup.policy"),
+                "must be delete, compact or both",
+            )
+        })?;
+        let log_cleaner_dedupe_buffer_bytes: usize = number(get, "log.cleaner.dedupe.buffer.size")?;
+        if log_cleaner_dedupe_buffer_bytes < 1024 * 1024 {
+            return Err(invalid(
+                "log.cleaner.dedupe.buffer.size",
+                &get("log.cleaner.dedupe.buffer.size"),
+                "must be at least 1048576",
+            ));
+        }
         if log.producer_id_expiration_ms < 1 {
             return Err(invalid(
                 "producer.id.expiration.ms",
@@ -273,6 +308,17 @@ impl ServerConfig {
         Ok(ServerConfig {
             group,
             offsets_topic_partitions,
+            offsets_topic_segment_bytes: {
+                let bytes: u64 = number(get, "offsets.topic.segment.bytes")?;
+                if !(crate::config::SEGMENT_BYTES_MIN..=crate::config::SEGMENT_BYTES_MAX).contains(&bytes) {
+                    return Err(invalid(
+                        "offsets.topic.segment.bytes",
+                        &get("offsets.topic.segment.bytes"),
+                        "must be a valid segment.bytes",
+                    ));
+                }
+                bytes
+            },
             offsets_retention_check_interval_ms,
             node_id,
             process_roles,
@@ -288,6 +334,9 @@ impl ServerConfig {
             connections_max: number(get, "max.connections")?,
             connection_idle_ms_max: number(get, "connections.max.idle.ms")?,
             log_retention_check_interval_ms: number(get, "log.retention.check.interval.ms")?,
+            log_cleaner_enable: boolean(get, "log.cleaner.enable")?,
+            log_cleaner_backoff_ms: number(get, "log.cleaner.backoff.ms")?,
+            log_cleaner_dedupe_buffer_bytes,
             fetch_max_bytes: number(get, "fetch.max.bytes")?,
             values: BTreeMap::new(),
         })

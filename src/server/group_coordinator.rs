@@ -86,8 +86,10 @@ impl GroupCoordinator {
 
 impl<S: Storage> Broker<S> {
     /// Creates `__consumer_offsets` if it does not exist yet, as Kafka does on the first
-    /// FindCoordinator. Offsets must never expire by time or size, and this broker has no
-    /// log cleaner yet, so the topic keeps everything (`retention.ms=-1`).
+    /// FindCoordinator: compacted (`cleanup.policy=compact`), so that the log cleaner keeps
+    /// the last record of each group, member and offset, with `offsets.topic.segment.bytes`
+    /// segments. Every record the shards write is keyed so that replaying the compacted
+    /// log gives the same state (the group_coordinator fuzz target checks it).
     pub async fn ensure_offsets_topic(&self) -> KafkaResult<()> {
         let groups = &self.groups;
         if groups.topic_ready.load(Ordering::Acquire) {
@@ -99,9 +101,11 @@ impl<S: Storage> Broker<S> {
                 num_partitions: groups.partitions,
                 replication_factor: 1,
                 configs: vec![
-                    ("retention.ms".to_string(), "-1".to_string()),
-                    ("retention.bytes".to_string(), "-1".to_string()),
-                    ("segment.bytes".to_string(), "104857600".to_string()),
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    (
+                        "segment.bytes".to_string(),
+                        self.config.offsets_topic_segment_bytes.to_string(),
+                    ),
                 ],
             };
             let results = self.create_topics(&[spec], false).await?;

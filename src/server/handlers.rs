@@ -826,11 +826,18 @@ const SOURCE_DEFAULT: i8 = 5;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
 
 /// The topic keys: (topic key, broker synonym, Kafka's default, type).
 const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
     ("cleanup.policy", "log.cleanup.policy", "delete", TYPE_STRING),
     ("compression.type", "compression.type", "producer", TYPE_STRING),
+    (
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        "86400000",
+        TYPE_LONG,
+    ),
     (
         "flush.messages",
         "log.flush.interval.messages",
@@ -858,6 +865,18 @@ const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
         "CreateTime",
         TYPE_STRING,
     ),
+    (
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        "0.5",
+        TYPE_DOUBLE,
+    ),
+    (
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        "0",
+        TYPE_LONG,
+    ),
     ("min.insync.replicas", "min.insync.replicas", "1", TYPE_INT),
     ("retention.bytes", "log.retention.bytes", "-1", TYPE_LONG),
     ("retention.ms", "log.retention.ms", "604800000", TYPE_LONG),
@@ -871,6 +890,15 @@ const TOPIC_CONFIGS: &[(&str, &str, &str, i8)] = &[
         TYPE_STRING,
     ),
 ];
+
+/// `cleanup.policy` as Kafka spells it.
+pub fn cleanup_policy(log: &crate::config::LogConfig) -> String {
+    match (log.cleanup_delete, log.cleanup_compact) {
+        (true, true) => "compact,delete".to_string(),
+        (false, true) => "compact".to_string(),
+        _ => "delete".to_string(),
+    }
+}
 
 async fn describe_configs<S: Storage>(
     broker: &Broker<S>,
@@ -897,6 +925,10 @@ async fn describe_configs<S: Storage>(
             "segment.bytes" => log.segment_bytes.to_string(),
             "segment.index.bytes" => log.segment_index_bytes.to_string(),
             "segment.ms" => log.segment_ms.to_string(),
+            "cleanup.policy" => cleanup_policy(log),
+            "delete.retention.ms" => log.delete_retention_ms.to_string(),
+            "min.compaction.lag.ms" => log.min_compaction_lag_ms.to_string(),
+            "min.cleanable.dirty.ratio" => log.min_cleanable_dirty_ratio.to_string(),
             other => TOPIC_CONFIGS
                 .iter()
                 .find(|c| c.0 == other)

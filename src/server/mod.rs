@@ -255,6 +255,21 @@ impl<S: Storage> Broker<S> {
         }
     }
 
+    /// The log cleaner: a pass over every compacted log each `log.cleaner.backoff.ms`
+    /// (Kafka's one cleaner thread), if `log.cleaner.enable`.
+    pub async fn run_log_cleaner(self: Arc<Self>) {
+        if !self.config.log_cleaner_enable {
+            return;
+        }
+        let backoff = std::time::Duration::from_millis(self.config.log_cleaner_backoff_ms.max(1));
+        loop {
+            tokio::time::sleep(backoff).await;
+            self.replicas
+                .clean_logs(clock::now_ms(), self.config.log_cleaner_dedupe_buffer_bytes)
+                .await;
+        }
+    }
+
     /// Clean shutdown: flush every log and write its checkpoint.
     pub async fn shutdown(&self) {
         let now = clock::now_ms();
@@ -292,6 +307,7 @@ pub async fn run<S: Storage>(
     started(&broker);
     let housekeeping = tokio::spawn(broker.clone().run_housekeeping());
     let timers = tokio::spawn(broker.clone().run_group_timers());
+    let cleaner = tokio::spawn(broker.clone().run_log_cleaner());
     let serving = tokio::spawn(serve(broker.clone(), listener));
     let failed = tokio::select! {
         _ = shutdown => false,
@@ -300,6 +316,7 @@ pub async fn run<S: Storage>(
     serving.abort();
     housekeeping.abort();
     timers.abort();
+    cleaner.abort();
     if failed {
         let why = broker.failure.reason().unwrap_or_default();
         return Err(KafkaError::new(

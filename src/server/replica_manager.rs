@@ -219,6 +219,19 @@ impl<S: Storage> ReplicaManager<S> {
         }
     }
 
+    /// One log cleaner pass over every compacted log; returns the records removed.
+    pub async fn clean_logs(&self, now_ms: i64, map_bytes_max: usize) -> u64 {
+        let mut removed = 0;
+        for partition in self.partitions() {
+            if partition.log.config().cleanup_compact {
+                if let Ok(stats) = partition.log.clean(now_ms, map_bytes_max).await {
+                    removed += stats.records_removed;
+                }
+            }
+        }
+        removed
+    }
+
     pub async fn shutdown(&self, now_ms: i64) {
         for partition in self.partitions() {
             let _ = partition.log.close(now_ms).await;
@@ -266,14 +279,17 @@ pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Res
         }
         "message.timestamp.before.max.ms" => config.message_timestamp_before_max_ms = num(key, value)?,
         "message.timestamp.after.max.ms" => config.message_timestamp_after_max_ms = num(key, value)?,
+        "cleanup.policy" => config.set_cleanup_policy(value)?,
+        "delete.retention.ms" => config.delete_retention_ms = num(key, value)?,
+        "min.compaction.lag.ms" => config.min_compaction_lag_ms = num(key, value)?,
+        "min.cleanable.dirty.ratio" => config.min_cleanable_dirty_ratio = num(key, value)?,
         // Accepted only where this broker does what they ask.
-        "cleanup.policy" if value == "delete" => {}
         "compression.type" if value == "producer" => {}
         "min.insync.replicas" if value == "1" => {}
         "unclean.leader.election.enable" if value == "true" || value == "false" => {}
-        "cleanup.policy" | "compression.type" | "min.insync.replicas" => {
+        "compression.type" | "min.insync.replicas" => {
             return Err(format!(
-                "{key}={value} is not supported yet (compaction, recompression and replication arrive later)"
+                "{key}={value} is not supported yet (recompression and replication arrive later)"
             ))
         }
         _ => return Err(format!("Unknown topic config name: {key}")),
