@@ -21,7 +21,10 @@ for spec in request_decoder:1000000 record_batch:2000000 client_response:1500000
     mkdir -p "$corpus/$target"
     dict=()
     case $target in request_decoder | client_response) dict=(-dict=fuzz/protocol.dict) ;; esac
-    cargo fuzz run -O "$target" "$corpus/$target" -- -runs="$runs" -seed="$seed" -rss_limit_mb=2048 -max_len=4096 "${dict[@]}" 2>&1 |
+    # Real clients' requests, recorded by tests/clients.rs (cargo test runs before this).
+    seeds=()
+    if [ -d "target/fuzz-seeds/$target" ]; then seeds=("target/fuzz-seeds/$target"); fi
+    cargo fuzz run -O "$target" "$corpus/$target" "${seeds[@]}" -- -runs="$runs" -seed="$seed" -rss_limit_mb=2048 -max_len=4096 "${dict[@]}" 2>&1 |
         grep -A3 -E "^Done|panicked|SUMMARY|ERROR" || true
     # cargo fuzz exits non-zero on a crash; rerun the check on its status.
     if [ -n "$(ls fuzz/artifacts/"$target" 2>/dev/null)" ]; then

@@ -381,3 +381,179 @@ fn real_clients_in_consumer_groups() {
     );
     broker.stop();
 }
+
+/// A loopback proxy in front of a broker that keeps every request frame clients send
+/// through it (size prefix dropped). The broker advertises the proxy's address, so that
+/// clients come back through it after their bootstrap.
+struct RecordingProxy {
+    address: std::net::SocketAddr,
+    frames: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+/// Frames larger than this are passed on but not kept (a produce of many records).
+const RECORDED_FRAME_BYTES_MAX: usize = 64 * 1024;
+
+impl RecordingProxy {
+    fn start(listener: std::net::TcpListener, broker: std::net::SocketAddr) -> RecordingProxy {
+        use std::io::{Read, Write};
+        use std::net::TcpStream;
+        let address = listener.local_addr().unwrap();
+        let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = frames.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let Ok(mut upstream) = TcpStream::connect(broker) else {
+                    continue;
+                };
+                // Small frames pass at once, not after Nagle's wait for an ACK.
+                let _ = client.set_nodelay(true);
+                let _ = upstream.set_nodelay(true);
+                let (mut client_reader, mut upstream_reader) =
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let kept = kept.clone();
+                std::thread::spawn(move || {
+                    let mut size = [0u8; 4];
+                    while client_reader.read_exact(&mut size).is_ok() {
+                        let len = i32::from_be_bytes(size).max(0) as usize;
+                        let mut frame = vec![0u8; len];
+                        if client_reader.read_exact(&mut frame).is_err() {
+                            break;
+                        }
+                        if len <= RECORDED_FRAME_BYTES_MAX {
+                            kept.lock().unwrap().push(frame.clone());
+                        }
+                        if upstream
+                            .write_all(&size)
+                            .and_then(|_| upstream.write_all(&frame))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                    let _ = upstream.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut upstream_reader, &mut client);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        RecordingProxy { address, frames }
+    }
+}
+
+/// Real client traffic for the fuzzer: kcat, confluent-kafka (classic and KIP-848 groups,
+/// admin), kafka-python and kafkajs run through a recording proxy; every request they send
+/// must decode with our codec and survive its round trip, and each distinct one becomes a
+/// request_decoder seed in `target/fuzz-seeds/request_decoder/`, which `fuzz/run.sh` reads.
+#[test]
+fn real_client_requests_decode_and_seed_the_fuzz_corpus() {
+    std::fs::create_dir_all(clients_dir()).unwrap();
+    let kcat = kcat();
+    let kafka_python_3 = venv(
+        "kafka-python-3",
+        &["kafka-python>=3.0,<3.1", "python-snappy", "lz4", "zstandard"],
+    );
+    let confluent = venv("confluent-kafka", &["confluent-kafka"]);
+    let node_modules = kafkajs();
+    let data = tempfile::tempdir().unwrap();
+    let proxy_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_address = proxy_listener.local_addr().unwrap();
+    let broker_address = free_address();
+    let advertised = format!("advertised.listeners=PLAINTEXT://{proxy_address}");
+    let broker = BrokerProcess::start_with(
+        &data.path().join("broker"),
+        broker_address,
+        &[
+            &advertised,
+            "group.initial.rebalance.delay.ms=0",
+            "group.consumer.heartbeat.interval.ms=1000",
+        ],
+    );
+    let proxy = RecordingProxy::start(proxy_listener, broker_address);
+    let bootstrap = proxy.address.to_string();
+    kcat_round_trip(&kcat, &bootstrap);
+    python_client(&confluent, "confluent_client.py", "admin", &bootstrap, "seed-admin", 0);
+    python_client(&confluent, "confluent_client.py", "produce", &bootstrap, "seed-ck", 100);
+    python_client(&confluent, "confluent_client.py", "consume", &bootstrap, "seed-ck", 100);
+    python_client(
+        &confluent,
+        "groups.py",
+        "confluent-consumer",
+        &bootstrap,
+        "seed-848",
+        60,
+    );
+    python_client(
+        &confluent,
+        "groups.py",
+        "confluent-cooperative",
+        &bootstrap,
+        "seed-coop",
+        60,
+    );
+    python_client(
+        &kafka_python_3,
+        "kafka_python_client.py",
+        "admin",
+        &bootstrap,
+        "seed-kp-admin",
+        0,
+    );
+    python_client(
+        &kafka_python_3,
+        "kafka_python_client.py",
+        "produce",
+        &bootstrap,
+        "seed-kp",
+        100,
+    );
+    python_client(
+        &kafka_python_3,
+        "kafka_python_client.py",
+        "consume",
+        &bootstrap,
+        "seed-kp",
+        100,
+    );
+    let script = root().join("tests").join("clients").join("kafkajs_client.js");
+    run(
+        Command::new("node")
+            .arg(&script)
+            .args(["group", &bootstrap, "seed-kafkajs", "60"])
+            .env("NODE_PATH", &node_modules),
+        "kafkajs group",
+    );
+    broker.stop();
+    let frames = proxy.frames.lock().unwrap().clone();
+    assert!(frames.len() > 100, "only {} requests recorded", frames.len());
+    let out = root().join("target").join("fuzz-seeds").join("request_decoder");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let mut distinct = std::collections::BTreeSet::new();
+    let mut apis = std::collections::BTreeSet::new();
+    for frame in &frames {
+        let api = (
+            i16::from_be_bytes([frame[0], frame[1]]),
+            i16::from_be_bytes([frame[2], frame[3]]),
+        );
+        let entry = klamm::protocol::fuzzing::corpus_entry_from_request(frame)
+            .unwrap_or_else(|| panic!("a request (API {api:?}) that has no request message here"));
+        let selector = u16::from_be_bytes([entry[0], entry[1]]);
+        let folded = i16::from_be_bytes([entry[2], entry[3]]);
+        let (name, decoded) = klamm::protocol::fuzzing::decode_round_trip(selector, folded, &entry[4..]);
+        assert!(decoded, "{name} v{} from a real client does not decode", api.1);
+        apis.insert(api);
+        distinct.insert(entry);
+    }
+    for (i, entry) in distinct.iter().enumerate() {
+        std::fs::write(out.join(format!("client-{i:05}")), entry).unwrap();
+    }
+    eprintln!(
+        "{} requests recorded, {} distinct, {} (API key, version) pairs: {apis:?}",
+        frames.len(),
+        distinct.len(),
+        apis.len()
+    );
+}

@@ -46,6 +46,43 @@ pub fn seed_corpus() -> Vec<Vec<u8>> {
     out
 }
 
+/// A request_decoder input from a request frame a real client sent (the frame without its
+/// size prefix): the request header is read and dropped, and the body kept with the
+/// selector and folded version of its request message. `None` for an API key with no
+/// request message here, a version outside its range, or a header that does not decode.
+/// `tests/clients.rs` records kcat's, confluent-kafka's, kafka-python's and kafkajs's
+/// requests through a proxy and seeds the corpus with them.
+pub fn corpus_entry_from_request(frame: &[u8]) -> Option<Vec<u8>> {
+    if frame.len() < 4 {
+        return None;
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let mut found = None;
+    let mut selector = 0u16;
+    macro_rules! each {
+        ($($m:ident,)*) => { $(
+            if found.is_none() && <$m>::API_KEY == api_key && <$m>::NAME.ends_with("Request")
+                && (<$m>::VERSION_MIN..=<$m>::VERSION_MAX).contains(&version)
+            {
+                found = Some((selector, version - <$m>::VERSION_MIN, version >= <$m>::FLEXIBLE_MIN));
+            }
+            selector += 1;
+        )* };
+    }
+    messages::with_all_messages!(each);
+    let _ = selector;
+    let (selector, folded, flexible) = found?;
+    let mut r = Reader::new(Bytes::copy_from_slice(frame));
+    messages::RequestHeader::decode(&mut r, if flexible { 2 } else { 1 }).ok()?;
+    let header_bytes = frame.len() - r.remaining();
+    let mut entry = Vec::with_capacity(4 + frame.len() - header_bytes);
+    entry.extend_from_slice(&selector.to_be_bytes());
+    entry.extend_from_slice(&folded.to_be_bytes());
+    entry.extend_from_slice(&frame[header_bytes..]);
+    Some(entry)
+}
+
 fn seeds<M: Message + Default>(selector: u16, out: &mut Vec<Vec<u8>>) {
     for version in M::VERSION_MIN..=M::VERSION_MAX {
         let mut w = BytesMut::new();
@@ -103,6 +140,37 @@ mod tests {
     }
 
     /// Every seed decodes as the message it was made from, and survives the round trip.
+    #[test]
+    fn a_request_frame_becomes_a_corpus_entry() {
+        use crate::protocol::messages::{MetadataRequest, RequestHeader};
+        for version in [1i16, 9, 12] {
+            let flexible = version >= MetadataRequest::FLEXIBLE_MIN;
+            let mut frame = BytesMut::new();
+            let header = RequestHeader {
+                request_api_key: MetadataRequest::API_KEY,
+                request_api_version: version,
+                correlation_id: 7,
+                client_id: Some("rdkafka".into()),
+                ..Default::default()
+            };
+            header.encode(&mut frame, if flexible { 2 } else { 1 }).unwrap();
+            MetadataRequest::default().encode(&mut frame, version).unwrap();
+            let entry = corpus_entry_from_request(&frame).expect("an entry");
+            let selector = u16::from_be_bytes([entry[0], entry[1]]);
+            let folded = i16::from_be_bytes([entry[2], entry[3]]);
+            assert_eq!(
+                decode_round_trip(selector, folded, &entry[4..]),
+                ("MetadataRequest", true)
+            );
+        }
+        assert_eq!(
+            corpus_entry_from_request(&[0, 3, 0x7f, 0]),
+            None,
+            "a version out of range"
+        );
+        assert_eq!(corpus_entry_from_request(&[0x7f, 0, 0, 0]), None, "an unknown API key");
+    }
+
     #[test]
     fn seed_corpus_decodes() {
         let seeds = seed_corpus();
