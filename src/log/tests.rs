@@ -1104,3 +1104,30 @@ fn an_interrupted_cleaner_swap_is_finished_or_undone_on_open() {
         }
     })
 }
+
+#[test]
+fn damage_stops_the_cleaner_without_taking_the_directory_offline() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let log = keyed_log(&disk).await;
+        let before = read_all(&log).await;
+        // A bit flips inside the CRC-covered bytes of an inactive segment.
+        disk.flip_bit(&Path::new(DIR).join(log_file_name(4)), 40, 3).unwrap();
+        let err = log.clean(200, 1 << 20).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::CorruptMessage, "{err:?}");
+        // Nothing was swapped and the log still serves and appends.
+        let names = disk.list(Path::new(DIR)).await.unwrap();
+        assert!(
+            !names.iter().any(|n| n.contains(".cleaned") || n.contains(".swap")),
+            "{names:?}"
+        );
+        let info = log.read(0, 4096, Some(4), true).await.unwrap();
+        assert_eq!(info.batches.iter().map(|b| b.base_offset).collect::<Vec<_>>(), [0]);
+        assert_eq!(before.len(), 12);
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        b.append(300, Some(b"k0"), Some(b"v12"), &[]);
+        log.append_as_leader(b.build(), 0, AppendOrigin::Client, 300)
+            .await
+            .unwrap();
+    })
+}

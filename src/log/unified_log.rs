@@ -764,11 +764,14 @@ impl<S: Storage> UnifiedLog<S> {
                 for (_, batch) in batches {
                     let fits = map
                         .add_batch(&batch, first_dirty, &limits, &mut scratch)
-                        .map_err(|e| self.fail("clean", io::Error::new(io::ErrorKind::InvalidData, e.message)))?;
+                        .map_err(|e| uncleanable(base, &e.message))?;
                     if !fits {
                         break 'segments;
                     }
                 }
+            }
+            if !reader.finished() {
+                return Err(uncleanable(base, "a batch that is not whole"));
             }
             end = next_base;
         }
@@ -827,8 +830,13 @@ impl<S: Storage> UnifiedLog<S> {
                             keep_whole,
                             ..rules_base
                         };
-                        let (filtered, removed) = filter_batch(&batch, &map, rules, &limits, &mut scratch)
-                            .map_err(|e| self.fail("clean", io::Error::new(io::ErrorKind::InvalidData, e.message)))?;
+                        let (filtered, removed) = match filter_batch(&batch, &map, rules, &limits, &mut scratch) {
+                            Ok(outcome) => outcome,
+                            Err(e) => {
+                                let _ = self.storage.remove(&cleaned_path).await;
+                                return Err(uncleanable(segment_base, &e.message));
+                            }
+                        };
                         stats.records_removed += removed as u64;
                         match filtered {
                             Filtered::Keep => out.extend_from_slice(&batch),
@@ -840,6 +848,10 @@ impl<S: Storage> UnifiedLog<S> {
                     if !out.is_empty() {
                         cleaned.append(out.freeze()).await.map_err(|e| self.fail("clean", e))?;
                     }
+                }
+                if !reader.finished() {
+                    let _ = self.storage.remove(&cleaned_path).await;
+                    return Err(uncleanable(segment_base, "a batch that is not whole"));
                 }
             }
             cleaned.sync_data().await.map_err(|e| self.fail("clean", e))?;
@@ -1534,9 +1546,18 @@ pub struct CleanStats {
     pub keys: usize,
 }
 
+/// Damaged data stops a cleaning pass and leaves the log as it was (Kafka marks such a
+/// partition uncleanable); unlike an I/O error it does not take the directory offline.
+fn uncleanable(base: i64, why: &str) -> KafkaError {
+    KafkaError::new(
+        ErrorCode::CorruptMessage,
+        format!("the log cleaner skips this log: segment {base}: {why}"),
+    )
+}
+
 /// Reads a segment's whole batches a chunk at a time (a batch larger than a chunk whole).
-/// The cleaner reads only segments that recovery or the appender wrote, so a batch that is
-/// not whole ends the walk.
+/// The cleaner reads only segments that recovery or the appender wrote; a batch that is
+/// not whole ends the walk (and the pass: see [`SegmentBatches::finished`]).
 struct SegmentBatches<F: StorageFile> {
     file: F,
     size: u64,
@@ -1550,6 +1571,11 @@ impl<F: StorageFile> SegmentBatches<F> {
             size,
             position: 0,
         }
+    }
+
+    /// Whether the walk reached the segment's end (and did not stop at damage).
+    fn finished(&self) -> bool {
+        self.position >= self.size
     }
 
     async fn next_chunk(&mut self) -> io::Result<Option<Vec<(BatchHeader, Bytes)>>> {
