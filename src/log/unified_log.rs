@@ -752,14 +752,7 @@ impl<S: Storage> UnifiedLog<S> {
         let mut scratch = Vec::new();
         let mut end = first_dirty;
         'segments: for &(base, next_base, size, _) in cleanable.iter().filter(|c| c.1 > first_dirty) {
-            let file = state
-                .segments
-                .get_mut(&base)
-                .expect("listed")
-                .file(&self.storage)
-                .await
-                .map_err(|e| self.fail("clean", e))?;
-            let mut reader = SegmentBatches::new(file, size);
+            let mut reader = self.segment_batches(&mut state, base, size).await?;
             while let Some(batches) = reader.next_chunk().await.map_err(|e| self.fail("clean", e))? {
                 for (_, batch) in batches {
                     let fits = map
@@ -809,14 +802,7 @@ impl<S: Storage> UnifiedLog<S> {
                     drop_tombstones: next_base <= first_dirty && max_timestamp < tombstone_horizon,
                     keep_whole: false,
                 };
-                let file = state
-                    .segments
-                    .get_mut(&segment_base)
-                    .expect("listed")
-                    .file(&self.storage)
-                    .await
-                    .map_err(|e| self.fail("clean", e))?;
-                let mut reader = SegmentBatches::new(file, size);
+                let mut reader = self.segment_batches(&mut state, segment_base, size).await?;
                 while let Some(batches) = reader.next_chunk().await.map_err(|e| self.fail("clean", e))? {
                     let mut out = BytesMut::new();
                     for (header, batch) in batches {
@@ -898,6 +884,18 @@ impl<S: Storage> UnifiedLog<S> {
         self.evict_files(&mut state);
         self.check_invariants(&state);
         Ok(stats)
+    }
+
+    /// A reader of the whole batches of segment `base`, `size` bytes long.
+    async fn segment_batches(
+        &self,
+        state: &mut LogState<S>,
+        base: i64,
+        size: u64,
+    ) -> KafkaResult<SegmentBatches<S::File>> {
+        let segment = state.segments.get_mut(&base).expect("a listed segment");
+        let file = segment.file(&self.storage).await.map_err(|e| self.fail("clean", e))?;
+        Ok(SegmentBatches::new(file, size))
     }
 
     /// Removes every record at `offset` and after (replication's truncation on divergence).
