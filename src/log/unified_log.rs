@@ -171,7 +171,7 @@ impl<S: Storage> UnifiedLog<S> {
         if let Some(parent) = dir.parent() {
             storage.sync_dir(parent).await?;
         }
-        finish_cleaner_swaps(&storage, dir, &config).await?;
+        finish_cleaner_swaps(&storage, dir).await?;
         let names = storage.list(dir).await?;
         let checkpoint = LogCheckpoint::read(&storage, dir).await?;
         let mut bases = Vec::new();
@@ -1604,7 +1604,7 @@ impl<F: StorageFile> SegmentBatches<F> {
 /// Finishes what a crash left of the cleaner's swaps: removes `.cleaned` files (never
 /// committed), and for each `<base>.log.swap` deletes the segments it replaces (those
 /// whose base offset lies in the swap's offsets) and renames it to `<base>.log`.
-async fn finish_cleaner_swaps<S: Storage>(storage: &S, dir: &Path, config: &LogConfig) -> io::Result<()> {
+async fn finish_cleaner_swaps<S: Storage>(storage: &S, dir: &Path) -> io::Result<()> {
     let names = storage.list(dir).await?;
     let mut changed = false;
     for name in &names {
@@ -1621,7 +1621,7 @@ async fn finish_cleaner_swaps<S: Storage>(storage: &S, dir: &Path, config: &LogC
         let file = storage.open(&swap, OpenMode::Existing).await?;
         let size = file.len().await?;
         let mut last = base;
-        let mut reader = SegmentBatches::new(file, size.min(config.segment_bytes.max(SEGMENT_BYTES_MAX)));
+        let mut reader = SegmentBatches::new(file, size.min(SEGMENT_BYTES_MAX));
         while let Some(batches) = reader.next_chunk().await? {
             if let Some((header, _)) = batches.last() {
                 last = last.max(header.last_offset());
