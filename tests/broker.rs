@@ -551,6 +551,108 @@ async fn pipelined_requests_are_answered_in_order() {
     running.stop().await;
 }
 
+/// Fetch sends records from the segment files (sendfile on the real disk): a response with
+/// partitions that have data, none, or an error, in every version, must frame and decode
+/// whole, with each partition's own records, also when a partition's batches span segments
+/// and a byte limit cuts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_copy_fetch_splices_records_into_every_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(dir.path(), &[]).await;
+    let mut client = Client::connect(running.address).await;
+    let create = CreateTopicsRequest {
+        topics: vec![create_topics_request::CreatableTopic {
+            name: "spliced".into(),
+            num_partitions: 3,
+            replication_factor: 1,
+            configs: vec![create_topics_request::CreatableTopicConfig {
+                name: "segment.bytes".into(),
+                value: Some("2000".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        timeout_ms: 1000,
+        ..Default::default()
+    };
+    let response: CreateTopicsResponse = client.send(&create, 7).await;
+    assert_eq!(response.topics[0].error_code, 0);
+    let id = topic_id(&mut client, "spliced").await;
+    // Partition 0 gets 12 batches over several segments, partition 1 none, partition 2 one.
+    let mut want: Vec<Vec<String>> = vec![vec![], vec![], vec![]];
+    for (partition, count) in [(0, 12), (2, 1)] {
+        for i in 0..count {
+            // Digits that do not repeat, so that snappy leaves them about their size.
+            let digits: String = (0..300u64)
+                .map(|j| char::from(b'a' + ((j * 7919 + i * 104_729 + partition as u64 * 31) % 251 % 26) as u8))
+                .collect();
+            let value = format!("p{partition}-{i}-{digits}");
+            let mut request = produce_request("spliced", batch(&[&value]), -1);
+            request.topic_data[0].partition_data[0].index = partition;
+            let response: ProduceResponse = client.send(&request, 9).await;
+            assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+            want[partition as usize].push(value);
+        }
+    }
+    for version in 4..=16 {
+        for max_bytes in [1 << 20, 1000] {
+            let mut request = fetch_request("spliced", id, 0, version);
+            request.min_bytes = 0;
+            request.max_bytes = max_bytes;
+            let partition = request.topics[0].partitions[0].clone();
+            request.topics[0].partitions = [0, 1, 7, 2]
+                .into_iter()
+                .map(|index| fetch_request::FetchPartition {
+                    partition: index,
+                    ..partition.clone()
+                })
+                .collect();
+            let mut unknown = request.topics[0].clone();
+            unknown.topic = if version < 13 { "nowhere".into() } else { String::new() };
+            unknown.topic_id = if version >= 13 { Uuid([7; 16]) } else { Uuid::default() };
+            request.topics.push(unknown);
+            let response: FetchResponse = client.send(&request, version).await;
+            let what = format!("Fetch v{version}, max_bytes {max_bytes}");
+            let [topic, nowhere] = &response.responses[..] else {
+                panic!("{what}: {response:?}");
+            };
+            let got: Vec<(i32, i16, Vec<String>)> = topic
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.error_code, values(p.records.as_ref().unwrap())))
+                .collect();
+            let unknown_code = if version >= 13 {
+                ErrorCode::UnknownTopicId.code()
+            } else {
+                ErrorCode::UnknownTopicOrPartition.code()
+            };
+            assert!(
+                nowhere.partitions.iter().all(|p| p.error_code == unknown_code),
+                "{what}"
+            );
+            // The first partition's first segment (or less, within the byte limit).
+            let first = &got[0].2;
+            assert!(!first.is_empty() && want[0].starts_with(first), "{what}: {first:?}");
+            assert!(first.len() < want[0].len(), "{what}: one segment of several");
+            assert_eq!((got[1].0, got[1].1, got[1].2.len()), (1, 0, 0), "{what}");
+            assert_eq!(
+                (got[2].0, got[2].1),
+                (7, ErrorCode::UnknownTopicOrPartition.code()),
+                "{what}"
+            );
+            assert_eq!((got[3].0, got[3].1), (2, 0), "{what}");
+            assert!(want[2].starts_with(&got[3].2), "{what}");
+            let sent: usize = topic.partitions.iter().map(|p| p.records.as_ref().unwrap().len()).sum();
+            if max_bytes == 1 << 20 {
+                assert_eq!(got[3].2, want[2], "{what}");
+            } else {
+                assert!(sent <= 1000, "{what}: {sent} bytes");
+            }
+        }
+    }
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_poll_fetch_wakes_on_append() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::{read_all, run, Entry};
 use klamm::config::LogConfig;
-use klamm::io::{CrashKind, DiskFaults, SimStorage};
+use klamm::io::{CrashKind, DiskFaults, SimStorage, StorageFile};
 use klamm::log::{LogDirFailureChannel, UnifiedLog};
 use klamm::record::{AppendOrigin, Compression, RecordBatchBuilder};
 use proptest::prelude::*;
@@ -132,6 +132,23 @@ async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     prop_assert!(info.records.len() <= (max_bytes as usize).max(first.size()));
                 } else {
                     prop_assert!(info.batches.is_empty());
+                }
+                // The zero-copy read finds the same batches at the same place in the file,
+                // reading only their headers.
+                let range = log.read_range(offset, max_bytes as usize, None, true).await.unwrap();
+                prop_assert_eq!(&range.batches, &info.batches);
+                prop_assert_eq!(
+                    (range.segment_base_offset, range.position),
+                    (info.segment_base_offset, info.position)
+                );
+                prop_assert_eq!(range.size, info.records.len());
+                prop_assert_eq!(info.size, info.records.len());
+                prop_assert!(range.records.is_empty());
+                if let Some(file) = &range.file {
+                    prop_assert_eq!(
+                        file.read_at(range.position, range.size).await.unwrap(),
+                        info.records.clone()
+                    );
                 }
             }
             Op::Roll => log.roll_now(m.now_ms).await.unwrap(),

@@ -20,6 +20,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 pub use real::{RealFile, RealStorage};
 pub use rng::SimRng;
@@ -68,6 +70,37 @@ pub trait StorageFile: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// fdatasync: makes every completed write and truncate of this file durable.
     fn sync_data(&self) -> impl Future<Output = io::Result<()>> + Send;
     fn truncate(&self, len: u64) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Whether [`StorageFile::send_to`] moves bytes from the file to the socket without
+    /// copying them through this process (sendfile). The broker's fetch path reads only
+    /// batch headers when it does, and reads and checks the whole batches when it does not.
+    const SENDS_WITHOUT_COPY: bool = false;
+
+    /// Writes the `len` bytes at `position` to `stream`; fails with `UnexpectedEof` if the
+    /// file ends first, since the response already promised `len` bytes. By default it
+    /// reads and writes (the simulator's path); the real disk uses sendfile.
+    fn send_to(
+        &self,
+        stream: &mut TcpStream,
+        position: u64,
+        len: usize,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        async move {
+            let bytes = self.read_at(position, len).await?;
+            if bytes.len() < len {
+                return Err(file_ended(position, len));
+            }
+            stream.write_all(&bytes).await
+        }
+    }
+}
+
+/// A file range to send ended early: the file is shorter than when the range was read.
+pub(crate) fn file_ended(position: u64, len: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("the file ends inside the {len} bytes at {position} being sent"),
+    )
 }
 
 /// Writes a small file so that after a crash it holds either its old content or all of

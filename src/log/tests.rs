@@ -1131,3 +1131,101 @@ fn damage_stops_the_cleaner_without_taking_the_directory_offline() {
             .unwrap();
     })
 }
+
+/// Batches of 1 to 3 records whose values run from a few bytes to 6 KiB, so that range reads
+/// meet both small batches (several headers in one read) and big ones (a header per read).
+async fn mixed_size_log(disk: &SimStorage) -> (UnifiedLog<SimStorage>, Vec<(i64, u64)>) {
+    let log = open(
+        disk,
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..small_config()
+        },
+    )
+    .await;
+    let sizes = [5usize, 6000, 3, 40, 5000, 4100, 10, 10, 10, 9000, 2, 700];
+    for (i, size) in sizes.iter().enumerate() {
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        for _ in 0..1 + i % 3 {
+            b.append(0, None, Some(&vec![b'x'; *size]), &[]);
+        }
+        log.append_as_leader(b.build(), 0, AppendOrigin::Client, 0)
+            .await
+            .unwrap();
+    }
+    let all = log.read(0, 1 << 20, None, true).await.unwrap();
+    let mut position = all.position;
+    let mut placed = Vec::new();
+    for header in &all.batches {
+        placed.push((header.base_offset, position));
+        position += header.size() as u64;
+    }
+    (log, placed)
+}
+
+#[test]
+fn range_reads_find_the_batches_that_copying_reads_return() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let (log, placed) = mixed_size_log(&disk).await;
+        let end = log.log_end_offset().await;
+        let mut compared = 0;
+        for fetch in 0..=end {
+            for max_bytes in [0, 1, 60, 61, 200, 4096, 6100, 12_000, 20_000, 1 << 20] {
+                for max_offset in [None, Some(end / 2), Some(fetch)] {
+                    for min_one in [false, true] {
+                        let copied = log.read(fetch, max_bytes, max_offset, min_one).await.unwrap();
+                        let range = log.read_range(fetch, max_bytes, max_offset, min_one).await.unwrap();
+                        let what = format!("read({fetch}, {max_bytes}, {max_offset:?}, {min_one})");
+                        assert_eq!(range.batches, copied.batches, "{what}");
+                        assert_eq!(range.size, copied.records.len(), "{what}");
+                        assert!(range.records.is_empty(), "{what}");
+                        if let Some(first) = copied.batches.first() {
+                            assert_eq!(range.position, copied.position, "{what}");
+                            let file = range.file.as_ref().unwrap();
+                            assert_eq!(file.read_at(range.position, range.size).await.unwrap(), copied.records);
+                            assert!(placed.contains(&(first.base_offset, range.position)), "{what}");
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(compared > 500, "{compared}");
+    })
+}
+
+#[test]
+fn range_reads_check_headers_and_leave_crcs_to_the_consumer() {
+    run(async {
+        let disk = SimStorage::new(1, DiskFaults::none());
+        let (log, placed) = mixed_size_log(&disk).await;
+        let path = Path::new(DIR).join(log_file_name(0));
+        let bases = |info: &LogReadInfo<_>| info.batches.iter().map(|b| b.base_offset).collect::<Vec<i64>>();
+        // A flipped bit in the records of the fourth batch: the copying read stops before
+        // it and fails when it is first; the range read, which does not read records,
+        // serves it, for the consumer's CRC check to catch (as Kafka's fetch does).
+        let (fourth, at) = placed[3];
+        disk.flip_bit(&path, at + 70, 1).unwrap();
+        let copied = log.read(0, 1 << 20, None, true).await.unwrap();
+        assert_eq!(bases(&copied), placed[..3].iter().map(|p| p.0).collect::<Vec<_>>());
+        assert_eq!(
+            log.read(fourth, 1 << 20, None, true).await.unwrap_err().code,
+            ErrorCode::CorruptMessage
+        );
+        let range = log.read_range(0, 1 << 20, None, true).await.unwrap();
+        assert_eq!(bases(&range), placed.iter().map(|p| p.0).collect::<Vec<_>>());
+        // A flipped bit in the base offset of the seventh batch, outside the CRC: both reads
+        // stop before it, and both fail when it would be first.
+        let (seventh, at) = placed[6];
+        disk.flip_bit(&path, at + 7, 2).unwrap();
+        let range = log.read_range(placed[4].0, 1 << 20, None, true).await.unwrap();
+        assert_eq!(bases(&range), [placed[4].0, placed[5].0]);
+        for read in [
+            log.read(seventh, 1 << 20, None, true).await,
+            log.read_range(seventh, 1 << 20, None, true).await,
+        ] {
+            assert_eq!(read.unwrap_err().code, ErrorCode::CorruptMessage);
+        }
+    })
+}

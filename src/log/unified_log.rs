@@ -96,7 +96,10 @@ pub struct LogAppendInfo {
 /// came from, so that the server may send the range without copying.
 #[derive(Clone, Debug)]
 pub struct LogReadInfo<F> {
+    /// The batches' bytes ([`UnifiedLog::read`]); empty from [`UnifiedLog::read_range`].
     pub records: Bytes,
+    /// The length of the range in the file, whichever read made it.
+    pub size: usize,
     pub batches: Vec<BatchHeader>,
     /// The segment file and the range of `records` in it; `None` when nothing was read.
     pub file: Option<F>,
@@ -434,6 +437,35 @@ impl<S: Storage> UnifiedLog<S> {
         max_offset: Option<i64>,
         min_one_message: bool,
     ) -> KafkaResult<LogReadInfo<S::File>> {
+        self.read_with(ReadMode::Copy, fetch_offset, max_bytes, max_offset, min_one_message)
+            .await
+    }
+
+    /// The same batches as [`UnifiedLog::read`], as a file range only: it reads their
+    /// headers, not their records, so that the server can send the range from the file
+    /// without copying it (sendfile). `records` is empty and `size` says how long the range
+    /// is. Headers are checked (magic, offsets in place, whole batches); CRCs are not, as in
+    /// Kafka, whose fetch path does not read the records either: the data was checked when
+    /// it was appended or recovered, and the consumer checks every batch's CRC.
+    pub async fn read_range(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: Option<i64>,
+        min_one_message: bool,
+    ) -> KafkaResult<LogReadInfo<S::File>> {
+        self.read_with(ReadMode::Range, fetch_offset, max_bytes, max_offset, min_one_message)
+            .await
+    }
+
+    async fn read_with(
+        &self,
+        mode: ReadMode,
+        fetch_offset: i64,
+        max_bytes: usize,
+        max_offset: Option<i64>,
+        min_one_message: bool,
+    ) -> KafkaResult<LogReadInfo<S::File>> {
         self.check_online()?;
         let mut state = self.state.lock().await;
         let (log_start_offset, high_watermark, log_end_offset) =
@@ -446,6 +478,7 @@ impl<S: Storage> UnifiedLog<S> {
         }
         let mut info = LogReadInfo {
             records: Bytes::new(),
+            size: 0,
             batches: Vec::new(),
             file: None,
             segment_base_offset: -1,
@@ -482,45 +515,79 @@ impl<S: Storage> UnifiedLog<S> {
                 want = header.size();
             }
             let file = segment.file(&self.storage).await.map_err(|e| self.fail("read", e))?;
-            let bytes = file.read_at(position, want).await.map_err(|e| self.fail("read", e))?;
             let segment_end = state
                 .segments
                 .range(base + 1..)
                 .next()
                 .map(|(&b, _)| b)
                 .unwrap_or(log_end_offset);
-            let mut end = 0;
-            let mut expected = header.base_offset;
-            let compacted = self.config().cleanup_compact;
-            for (at, header, batch) in BatchFrames::new(&bytes) {
-                if header.next_offset() > upper {
-                    break;
-                }
-                // The base offset and magic lie outside the CRC: check them against the
-                // segment's dense offsets (increasing ones, in a compacted log).
-                let placed = header.magic == record::MAGIC_V2
-                    && (header.base_offset == expected || (compacted && header.base_offset > expected))
-                    && header.base_offset >= base
-                    && (!info.batches.is_empty() || compacted || header.base_offset <= fetch_offset.max(base))
-                    && header.last_offset_delta >= 0
-                    && header.next_offset() <= segment_end;
-                if !placed || !crc_matches(batch) {
-                    if info.batches.is_empty() {
-                        return Err(KafkaError::new(
-                            ErrorCode::CorruptMessage,
-                            format!(
-                                "batch at offset {} in segment {base} has a bad CRC32C",
-                                header.base_offset
-                            ),
-                        ));
+            let mut placement = Placement {
+                expected: header.base_offset,
+                compacted: self.config().cleanup_compact,
+                segment_base: base,
+                segment_end,
+                fetch_offset,
+            };
+            let end = match mode {
+                ReadMode::Copy => {
+                    let bytes = file.read_at(position, want).await.map_err(|e| self.fail("read", e))?;
+                    let mut end = 0;
+                    for (at, header, batch) in BatchFrames::new(&bytes) {
+                        if header.next_offset() > upper {
+                            break;
+                        }
+                        if !placement.placed(&header, info.batches.is_empty()) || !crc_matches(batch) {
+                            if info.batches.is_empty() {
+                                return Err(bad_batch(base, &header));
+                            }
+                            break;
+                        }
+                        info.batches.push(header);
+                        end = at + batch.len();
                     }
-                    break;
+                    info.records = bytes.slice(..end);
+                    end
                 }
-                info.batches.push(header);
-                expected = header.next_offset();
-                end = at + batch.len();
-            }
-            info.records = bytes.slice(..end);
+                ReadMode::Range => {
+                    // Headers only: a window of a few KiB holds several headers of small
+                    // batches; past a big batch, only its successor's header is read.
+                    let mut end = 0;
+                    let mut window = Bytes::new();
+                    let mut window_at = 0;
+                    let mut small = true;
+                    while want - end >= RECORD_BATCH_OVERHEAD {
+                        if end < window_at || end + RECORD_BATCH_OVERHEAD > window_at + window.len() {
+                            let len = if small {
+                                HEADER_WINDOW_BYTES
+                            } else {
+                                RECORD_BATCH_OVERHEAD
+                            };
+                            window_at = end;
+                            window = file
+                                .read_at(position + end as u64, len.min(want - end))
+                                .await
+                                .map_err(|e| self.fail("read", e))?;
+                        }
+                        let Ok(header) = BatchHeader::parse(&window[end - window_at..]) else {
+                            break;
+                        };
+                        if header.size() > want - end || header.next_offset() > upper {
+                            break;
+                        }
+                        if !placement.placed(&header, info.batches.is_empty()) {
+                            if info.batches.is_empty() {
+                                return Err(bad_batch(base, &header));
+                            }
+                            break;
+                        }
+                        small = header.size() < HEADER_WINDOW_BYTES;
+                        info.batches.push(header);
+                        end += header.size();
+                    }
+                    end
+                }
+            };
+            info.size = end;
             info.file = Some(file);
             info.segment_base_offset = base;
             info.position = position;
@@ -1757,6 +1824,57 @@ const CLEANER_CHUNK_BYTES: usize = 1 << 20;
 /// Kafka's name for a producer state snapshot: the log end offset it was taken at.
 pub fn producer_snapshot_file_name(offset: i64) -> String {
     format!("{offset:020}.snapshot")
+}
+
+/// A read's first batch fails its checks: a CRC that does not match its bytes, or a header
+/// out of place (magic, base offset, length).
+fn bad_batch(base: i64, header: &BatchHeader) -> KafkaError {
+    KafkaError::new(
+        ErrorCode::CorruptMessage,
+        format!(
+            "batch at offset {} in segment {base} has a bad CRC32C or is out of place",
+            header.base_offset
+        ),
+    )
+}
+
+/// How a read returns its batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadMode {
+    /// Copies them and checks every CRC.
+    Copy,
+    /// Reads only their headers and returns the file range.
+    Range,
+}
+
+/// The bytes a range read takes at once while it walks batch headers, when batches are
+/// small enough for several headers to share one read.
+const HEADER_WINDOW_BYTES: usize = 4096;
+
+/// Where a read's batches must lie. The base offset and magic lie outside the CRC, so they
+/// are checked against the segment's dense offsets (increasing ones, in a compacted log).
+struct Placement {
+    expected: i64,
+    compacted: bool,
+    segment_base: i64,
+    segment_end: i64,
+    fetch_offset: i64,
+}
+
+impl Placement {
+    /// Whether `header` is the next batch in place; if so, the one after is expected next.
+    fn placed(&mut self, header: &BatchHeader, first: bool) -> bool {
+        let placed = header.magic == record::MAGIC_V2
+            && (header.base_offset == self.expected || (self.compacted && header.base_offset > self.expected))
+            && header.base_offset >= self.segment_base
+            && (!first || self.compacted || header.base_offset <= self.fetch_offset.max(self.segment_base))
+            && header.last_offset_delta >= 0
+            && header.next_offset() <= self.segment_end;
+        if placed {
+            self.expected = header.next_offset();
+        }
+        placed
+    }
 }
 
 fn corrupt(base: i64, position: u64) -> KafkaError {

@@ -5,6 +5,7 @@
 //! the bytes left before anything is sliced or allocated, and arrays may not claim more
 //! elements than bytes left.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -372,6 +373,53 @@ pub fn write_nullable_bytes(w: &mut BytesMut, b: Option<&[u8]>, compact: bool) -
         w.put_slice(b);
     }
     Ok(())
+}
+
+thread_local! {
+    /// While [`encode_noting_records`] runs on this thread: where each records field it
+    /// wrote starts, in the order written.
+    static RECORDS_POSITIONS: RefCell<Option<Vec<usize>>> = const { RefCell::new(None) };
+}
+
+/// A field of the `records` type (Produce's and Fetch's record batches).
+pub fn write_records(w: &mut BytesMut, b: Option<&[u8]>, compact: bool) -> Result<(), EncodeError> {
+    RECORDS_POSITIONS.with(|positions| {
+        if let Some(positions) = positions.borrow_mut().as_mut() {
+            positions.push(w.len());
+        }
+    });
+    write_nullable_bytes(w, b, compact)
+}
+
+/// Encodes `message` at the end of `w` and returns where each of its records fields starts
+/// in `w` (at its length prefix), in the order they were written. A response whose records
+/// stay in files (zero-copy Fetch) is encoded with those records empty; the caller then
+/// splices the file ranges in at these positions. Encoding is synchronous, so the positions
+/// noted are this message's own, and nothing is left behind for the next one.
+pub fn encode_noting_records<M: Message>(
+    message: &M,
+    w: &mut BytesMut,
+    version: i16,
+) -> Result<Vec<usize>, EncodeError> {
+    struct Stop;
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            RECORDS_POSITIONS.with(|positions| positions.borrow_mut().take());
+        }
+    }
+    RECORDS_POSITIONS.with(|positions| *positions.borrow_mut() = Some(Vec::new()));
+    let stop = Stop;
+    message.encode(w, version)?;
+    let positions = RECORDS_POSITIONS.with(|positions| positions.borrow_mut().take());
+    drop(stop);
+    Ok(positions.expect("set above and taken only here or at the stop"))
+}
+
+/// The length prefix of a records field holding `len` bytes.
+pub fn records_length_prefix(len: usize, compact: bool) -> Result<BytesMut, EncodeError> {
+    let mut w = BytesMut::with_capacity(5);
+    write_length(&mut w, Some(len), compact, true)?;
+    Ok(w)
 }
 
 pub fn write_bytes(w: &mut BytesMut, b: &[u8], compact: bool) -> Result<(), EncodeError> {

@@ -229,6 +229,8 @@ class Gen:
             return [f"{pad}codec::write_uuid(w, {expr});"]
         if n == "string":
             return [f"{pad}codec::write_string(w, {expr}, {compact})?;"]
+        if n == "records":
+            return [f"{pad}codec::write_records(w, Some({expr}), {compact})?;"]
         return [f"{pad}codec::write_bytes(w, {expr}, {compact})?;"]
 
     def encode_field(self, s, f, ind, compact):
@@ -247,6 +249,8 @@ class Gen:
             lines.append(f"{pad}        w.put_i8(-1);")
         elif t.name == "string":
             lines.append(f"{pad}        codec::write_nullable_string(w, None, {compact})?;")
+        elif t.name == "records":
+            lines.append(f"{pad}        codec::write_records(w, None, {compact})?;")
         else:
             lines.append(f"{pad}        codec::write_nullable_bytes(w, None, {compact})?;")
         lines.append(f"{pad}    }}")

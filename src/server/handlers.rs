@@ -10,9 +10,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::group_handlers::*;
 use super::{clock, Broker};
 use crate::error::{ErrorCode, KafkaError};
-use crate::io::Storage;
+use crate::io::{Storage, StorageFile};
 use crate::metadata::TopicSpec;
-use crate::protocol::codec::{Message, Reader, Uuid};
+use crate::protocol::codec::{self, Message, Reader, Uuid};
 use crate::protocol::messages::*;
 
 /// Who sent a request: the header's client id and the peer's address, as Kafka reports
@@ -22,12 +22,27 @@ pub struct Client {
     pub host: String,
 }
 
-pub enum Reply {
+pub enum Reply<F> {
     Respond(Bytes),
+    /// A response whose record batches stay in segment files until they are sent (Fetch,
+    /// when the disk sends without copying): the parts in order.
+    RespondWithFiles(Vec<ResponsePart<F>>),
     /// acks=0 produce: no response.
     Silent,
     /// Close the connection, for this reason (logged by the network layer).
     Close(&'static str),
+}
+
+pub enum ResponsePart<F> {
+    Bytes(Bytes),
+    File(FileRange<F>),
+}
+
+/// Bytes of a segment file that a response carries as they are.
+pub struct FileRange<F> {
+    pub file: F,
+    pub position: u64,
+    pub len: usize,
 }
 
 /// An API this broker advertises: key, advertised versions, and the first version it can
@@ -98,7 +113,7 @@ const CLUSTER_OPERATIONS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 <
 /// A fetch waits at most this long, whatever `max_wait_ms` asks.
 const FETCH_WAIT_MS_MAX: i32 = 30_000;
 
-pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes, peer: &str) -> Reply {
+pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes, peer: &str) -> Reply<S::File> {
     let api_key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -135,6 +150,13 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes, peer: &str) ->
     } else {
         0
     };
+    if api_key == FetchRequest::API_KEY {
+        let Ok(request) = FetchRequest::decode(&mut r, version) else {
+            return Reply::Close("a request that does not decode");
+        };
+        let (response, files) = fetch(broker, request, version).await;
+        return respond_with_files(correlation_id, header_version, &response, version, files);
+    }
     // Every handler takes (broker, request, version) and returns its response.
     // Some also take the client (id and host), for group membership.
     macro_rules! dispatch {
@@ -154,7 +176,6 @@ pub async fn handle<S: Storage>(broker: &Broker<S>, frame: Bytes, peer: &str) ->
         ApiVersionsRequest => api_versions_handler,
         MetadataRequest => metadata,
         ProduceRequest => produce,
-        FetchRequest => fetch,
         ListOffsetsRequest => list_offsets,
         CreateTopicsRequest => create_topics,
         DeleteTopicsRequest => delete_topics,
@@ -193,13 +214,13 @@ async fn api_versions_handler<S: Storage>(
     })
 }
 
-async fn run<Req: Message, Resp: Message, Fut: Future<Output = Option<Resp>>>(
+async fn run<Req: Message, Resp: Message, Fut: Future<Output = Option<Resp>>, F>(
     mut r: Reader,
     version: i16,
     correlation_id: i32,
     header_version: i16,
     handler: impl FnOnce(Req) -> Fut,
-) -> Reply {
+) -> Reply<F> {
     let Ok(request) = Req::decode(&mut r, version) else {
         return Reply::Close("a request that does not decode");
     };
@@ -212,7 +233,7 @@ async fn run<Req: Message, Resp: Message, Fut: Future<Output = Option<Resp>>>(
     }
 }
 
-fn respond<M: Message>(correlation_id: i32, header_version: i16, response: &M, version: i16) -> Reply {
+fn respond<M: Message, F>(correlation_id: i32, header_version: i16, response: &M, version: i16) -> Reply<F> {
     let mut w = BytesMut::with_capacity(64);
     w.put_i32(0);
     let header = ResponseHeader {
@@ -225,6 +246,70 @@ fn respond<M: Message>(correlation_id: i32, header_version: i16, response: &M, v
     let size = (w.len() - 4) as i32;
     w[..4].copy_from_slice(&size.to_be_bytes());
     Reply::Respond(w.freeze())
+}
+
+/// A response whose records fields are empty where `files` (one entry per records field,
+/// in encoding order) names a file range: each such range is spliced in at its field with
+/// its real length prefix, and the frame's size counts it.
+fn respond_with_files<M: Message, F>(
+    correlation_id: i32,
+    header_version: i16,
+    response: &M,
+    version: i16,
+    files: Vec<Option<FileRange<F>>>,
+) -> Reply<F> {
+    let compact = version >= M::FLEXIBLE_MIN;
+    let mut w = BytesMut::with_capacity(256);
+    w.put_i32(0);
+    let header = ResponseHeader {
+        correlation_id,
+        ..Default::default()
+    };
+    if header.encode(&mut w, header_version).is_err() {
+        return Reply::Close("a response that does not encode in the request's version");
+    }
+    let Ok(positions) = codec::encode_noting_records(response, &mut w, version) else {
+        return Reply::Close("a response that does not encode in the request's version");
+    };
+    assert_eq!(positions.len(), files.len(), "one file entry per records field");
+    if files.iter().all(Option::is_none) {
+        let size = (w.len() - 4) as i32;
+        w[..4].copy_from_slice(&size.to_be_bytes());
+        return Reply::Respond(w.freeze());
+    }
+    let empty = codec::records_length_prefix(0, compact).expect("an empty length encodes");
+    let mut prefixes = Vec::new();
+    let mut size = w.len() - 4;
+    for (&position, range) in positions.iter().zip(&files) {
+        let Some(range) = range else { continue };
+        assert_eq!(
+            &w[position..position + empty.len()],
+            &empty[..],
+            "records left empty for the file"
+        );
+        let Ok(prefix) = codec::records_length_prefix(range.len, compact) else {
+            return Reply::Close("a fetch response too big to frame");
+        };
+        size = size - empty.len() + prefix.len() + range.len;
+        prefixes.push(prefix.freeze());
+    }
+    let Ok(size) = i32::try_from(size) else {
+        return Reply::Close("a fetch response too big to frame");
+    };
+    w[..4].copy_from_slice(&size.to_be_bytes());
+    let frame = w.freeze();
+    let mut parts = Vec::new();
+    let mut prefixes = prefixes.into_iter();
+    let mut done = 0;
+    for (position, range) in positions.into_iter().zip(files) {
+        let Some(range) = range else { continue };
+        parts.push(ResponsePart::Bytes(frame.slice(done..position)));
+        parts.push(ResponsePart::Bytes(prefixes.next().expect("one prefix per range")));
+        parts.push(ResponsePart::File(range));
+        done = position + empty.len();
+    }
+    parts.push(ResponsePart::Bytes(frame.slice(done..)));
+    Reply::RespondWithFiles(parts)
 }
 
 /// ConsumerGroupHeartbeat and ConsumerGroupDescribe only where
@@ -429,7 +514,11 @@ async fn produce<S: Storage>(broker: &Broker<S>, request: ProduceRequest, _versi
     })
 }
 
-async fn fetch<S: Storage>(broker: &Broker<S>, request: FetchRequest, version: i16) -> Option<FetchResponse> {
+/// A Fetch: the response, and for each of its partitions in order the file range to send as
+/// its records (zero-copy), or `None` where the records are in the response.
+type FetchReply<F> = (FetchResponse, Vec<Option<FileRange<F>>>);
+
+async fn fetch<S: Storage>(broker: &Broker<S>, request: FetchRequest, version: i16) -> FetchReply<S::File> {
     let wait = Duration::from_millis(request.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
     let deadline = clock::monotonic() + wait;
     loop {
@@ -437,16 +526,22 @@ async fn fetch<S: Storage>(broker: &Broker<S>, request: FetchRequest, version: i
         let appended = broker.replicas.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
-        let (response, bytes) = fetch_once(broker, &request, version).await;
+        let (reply, bytes) = fetch_once(broker, &request, version).await;
         let now = clock::monotonic();
-        if bytes >= request.min_bytes.max(0) as usize || now >= deadline || response.error_code != 0 {
-            return Some(response);
+        if bytes >= request.min_bytes.max(0) as usize || now >= deadline || reply.0.error_code != 0 {
+            return reply;
         }
         let _ = tokio::time::timeout(deadline - now, appended).await;
     }
 }
 
-async fn fetch_once<S: Storage>(broker: &Broker<S>, request: &FetchRequest, version: i16) -> (FetchResponse, usize) {
+async fn fetch_once<S: Storage>(
+    broker: &Broker<S>,
+    request: &FetchRequest,
+    version: i16,
+) -> (FetchReply<S::File>, usize) {
+    let zero_copy = S::File::SENDS_WITHOUT_COPY;
+    let mut files = Vec::new();
     let image = broker.image();
     let read_committed = request.isolation_level == 1;
     let mut bytes_left = (request.max_bytes.max(0) as usize).min(broker.config.fetch_max_bytes);
@@ -472,33 +567,47 @@ async fn fetch_once<S: Storage>(broker: &Broker<S>, request: &FetchRequest, vers
             };
             let partition = name.as_deref().and_then(|n| broker.replicas.partition(n, p.partition));
             let Some(partition) = partition else {
-                out.error_code = if version >= 13 {
+                // An id that names no topic is UNKNOWN_TOPIC_ID; a partition that a known
+                // topic does not have is UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers.
+                out.error_code = if version >= 13 && name.is_none() {
                     ErrorCode::UnknownTopicId.code()
                 } else {
                     ErrorCode::UnknownTopicOrPartition.code()
                 };
                 partitions.push(out);
+                files.push(None);
                 continue;
             };
             let hw = partition.log.high_watermark().await;
             let max_bytes = (p.partition_max_bytes.max(0) as usize).min(bytes_left);
+            let max_offset = (!crate::canary::FETCH_PAST_HIGH_WATERMARK).then_some(hw);
             // KIP-74: the first partition with data returns at least one whole batch.
-            match partition
-                .log
-                .read(
-                    p.fetch_offset,
-                    max_bytes,
-                    (!crate::canary::FETCH_PAST_HIGH_WATERMARK).then_some(hw),
-                    total == 0,
-                )
-                .await
-            {
+            let read = if zero_copy {
+                partition
+                    .log
+                    .read_range(p.fetch_offset, max_bytes, max_offset, total == 0)
+                    .await
+            } else {
+                partition
+                    .log
+                    .read(p.fetch_offset, max_bytes, max_offset, total == 0)
+                    .await
+            };
+            let mut file = None;
+            match read {
                 Ok(info) => {
                     out.high_watermark = info.high_watermark;
                     out.last_stable_offset = info.high_watermark;
                     out.log_start_offset = info.log_start_offset;
-                    total += info.records.len();
-                    bytes_left = bytes_left.saturating_sub(info.records.len());
+                    total += info.size;
+                    bytes_left = bytes_left.saturating_sub(info.size);
+                    if zero_copy && info.size > 0 {
+                        file = info.file.map(|file| FileRange {
+                            file,
+                            position: info.position,
+                            len: info.size,
+                        });
+                    }
                     out.records = Some(info.records);
                 }
                 Err(e) => {
@@ -509,6 +618,7 @@ async fn fetch_once<S: Storage>(broker: &Broker<S>, request: &FetchRequest, vers
                 }
             }
             partitions.push(out);
+            files.push(file);
         }
         responses.push(fetch_response::FetchableTopicResponse {
             topic: topic.topic.clone(),
@@ -517,13 +627,11 @@ async fn fetch_once<S: Storage>(broker: &Broker<S>, request: &FetchRequest, vers
             ..Default::default()
         });
     }
-    (
-        FetchResponse {
-            responses,
-            ..Default::default()
-        },
-        total,
-    )
+    let response = FetchResponse {
+        responses,
+        ..Default::default()
+    };
+    ((response, files), total)
 }
 
 /// ListOffsets' special timestamps.

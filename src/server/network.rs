@@ -9,9 +9,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::handlers::{self, Reply};
+use super::handlers::{self, Reply, ResponsePart};
 use super::Broker;
-use crate::io::Storage;
+use crate::io::{Storage, StorageFile};
 
 /// Bytes read from a socket at a time while a frame arrives, so that a frame's claimed
 /// size never allocates more than what was sent plus this.
@@ -76,6 +76,15 @@ async fn connection<S: Storage>(broker: Arc<Broker<S>>, mut stream: TcpStream) -
         match handlers::handle(&broker, frame, &peer).await {
             Reply::Respond(bytes) => {
                 stream.write_all(&bytes).await?;
+                stream.flush().await?;
+            }
+            Reply::RespondWithFiles(parts) => {
+                for part in parts {
+                    match part {
+                        ResponsePart::Bytes(bytes) => stream.write_all(&bytes).await?,
+                        ResponsePart::File(range) => range.file.send_to(&mut stream, range.position, range.len).await?,
+                    }
+                }
                 stream.flush().await?;
             }
             Reply::Silent => {}

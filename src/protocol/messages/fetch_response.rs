@@ -506,7 +506,7 @@ impl PartitionData {
         }
         match &self.records {
             None if true => {
-                codec::write_nullable_bytes(w, None, flexible)?;
+                codec::write_records(w, None, flexible)?;
             }
             None => {
                 return Err(EncodeError::NullNotAllowed {
@@ -515,7 +515,7 @@ impl PartitionData {
                 })
             }
             Some(v) => {
-                codec::write_bytes(w, v, flexible)?;
+                codec::write_records(w, Some(v), flexible)?;
             }
         }
         if flexible {

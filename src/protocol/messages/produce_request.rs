@@ -35,7 +35,7 @@ impl PartitionProduceData {
         w.put_i32(*&self.index);
         match &self.records {
             None if true => {
-                codec::write_nullable_bytes(w, None, flexible)?;
+                codec::write_records(w, None, flexible)?;
             }
             None => {
                 return Err(EncodeError::NullNotAllowed {
@@ -44,7 +44,7 @@ impl PartitionProduceData {
                 })
             }
             Some(v) => {
-                codec::write_bytes(w, v, flexible)?;
+                codec::write_records(w, Some(v), flexible)?;
             }
         }
         if flexible {
