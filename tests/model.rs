@@ -151,7 +151,7 @@ async fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     );
                 }
             }
-            Op::Roll => log.roll_now(m.now_ms).await.unwrap(),
+            Op::Roll => log.roll_now().await.unwrap(),
             Op::AdvanceHighWatermark => {
                 m.high_watermark = log.update_high_watermark(m.log_end_offset).await;
                 prop_assert_eq!(m.high_watermark, m.log_end_offset);

@@ -343,7 +343,7 @@ async fn log_ops_async(data: &[u8]) {
                 assert!(start >= m.start && start <= end);
                 m.start = start;
             }
-            6 => log.roll_now(now).await.expect("a roll"),
+            6 => log.roll_now().await.expect("a roll"),
             7 => {
                 log.flush(now).await.expect("a flush");
                 m.flushed = end;
@@ -545,7 +545,7 @@ async fn compaction_ops_async(data: &[u8]) -> u64 {
                 assert_eq!(info.first_offset, model.len() as i64);
                 model.extend(appended);
             }
-            4 => log.roll_now(now).await.expect("a roll"),
+            4 => log.roll_now().await.expect("a roll"),
             5 | 6 => {
                 let (_, _, end) = log.offsets().await;
                 log.advance_high_watermark(end).await;

@@ -457,11 +457,19 @@ impl<S: Storage> LogSegment<S> {
 
     /// Makes the segment durable: the log data, then the index files.
     pub async fn flush(&mut self, storage: &S) -> io::Result<()> {
-        if let Some(file) = &self.file {
+        for file in self.write_for_flush(storage).await? {
             file.sync_data().await?;
         }
+        Ok(())
+    }
+
+    /// The first half of [`LogSegment::flush`]: writes the index entries not yet on disk and
+    /// returns every file that must then be synced (the log, reopened if its handle was
+    /// closed, and both indexes), so that a caller may sync them without the log's lock.
+    pub async fn write_for_flush(&mut self, storage: &S) -> io::Result<Vec<S::File>> {
+        let mut files = vec![self.file(storage).await?];
         let Some(indexes) = self.indexes.as_mut() else {
-            return Ok(());
+            return Ok(files);
         };
         let paths = [
             offset_index_file_name(self.base_offset),
@@ -489,13 +497,15 @@ impl<S: Storage> LogSegment<S> {
                 file.write_at(at, Bytes::from(bytes)).await?;
             }
             file.truncate(len).await?;
-            file.sync_data().await?;
+            files.push(file);
         }
+        // Written, not yet synced: a failed sync takes the log directory offline, so
+        // nothing ever trusts these entries without the sync having succeeded.
         let indexes = self.indexes.as_mut().expect("checked above");
         indexes.offsets.mark_persisted();
         indexes.times.mark_persisted();
         indexes.rewrite = false;
-        Ok(())
+        Ok(files)
     }
 
     /// Removes the segment's files. The caller syncs the directory.

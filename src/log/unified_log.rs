@@ -90,6 +90,9 @@ pub struct LogAppendInfo {
     /// A retried idempotent batch already in the log: nothing was appended, and the
     /// offsets are the original ones.
     pub duplicate: bool,
+    /// This append rolled the log: the segment it sealed is not yet synced, and the
+    /// caller should run [`UnifiedLog::flush_rolled_segments`] soon, off its own path.
+    pub rolled: bool,
 }
 
 /// What a read found: whole batches from one segment, as bytes and as the file range they
@@ -336,6 +339,7 @@ impl<S: Storage> UnifiedLog<S> {
                         position: 0,
                         bytes: 0,
                         duplicate: true,
+                        rolled: false,
                     });
                 }
             }
@@ -351,11 +355,11 @@ impl<S: Storage> UnifiedLog<S> {
             TimestampType::LogAppendTime => now_ms,
             TimestampType::CreateTime => summaries.iter().map(|(_, s)| s.max_timestamp).max().unwrap_or(-1),
         };
-        if self
+        let rolled = self
             .must_roll(&mut state, active_size, bytes, incoming_timestamp)
-            .await?
-        {
-            self.roll(&mut state, now_ms).await.map_err(|e| self.fail("roll", e))?;
+            .await?;
+        if rolled {
+            self.roll(&mut state).await.map_err(|e| self.fail("roll", e))?;
         }
         let first_offset = state.log_end_offset;
         let log_append_time = match config.message_timestamp_type {
@@ -424,6 +428,7 @@ impl<S: Storage> UnifiedLog<S> {
             position,
             bytes,
             duplicate: false,
+            rolled,
         })
     }
 
@@ -507,6 +512,11 @@ impl<S: Storage> UnifiedLog<S> {
                 .map_err(|e| self.fail("read", e))?;
             let (position, header) = match found {
                 Found::Batch(position, header) => (position, header),
+                // Offsets are dense unless compacted, so the segment that spans the fetch
+                // offset holds it: a walk that ends first met a batch header whose
+                // lastOffsetDelta is damaged (it lies inside the CRC, which the walk does
+                // not check). Never skip ahead to the next segment's batches.
+                Found::End if !self.config().cleanup_compact => return Err(corrupt(base, segment.size)),
                 Found::End => continue,
                 Found::Corrupt(position) => return Err(corrupt(base, position)),
             };
@@ -1094,12 +1104,12 @@ impl<S: Storage> UnifiedLog<S> {
     }
 
     /// Rolls the active segment now (if it holds anything).
-    pub async fn roll_now(&self, now_ms: i64) -> KafkaResult<()> {
+    pub async fn roll_now(&self) -> KafkaResult<()> {
         self.check_online()?;
         let mut state = self.state.lock().await;
         let active = state.segments.values().next_back().expect("a log has segments");
         if active.size > 0 {
-            self.roll(&mut state, now_ms).await.map_err(|e| self.fail("roll", e))?;
+            self.roll(&mut state).await.map_err(|e| self.fail("roll", e))?;
         }
         Ok(())
     }
@@ -1419,13 +1429,18 @@ impl<S: Storage> UnifiedLog<S> {
         Ok(active_size + incoming > self.config().segment_bytes || indexes.is_full(&self.config()) || aged)
     }
 
-    async fn roll(&self, state: &mut LogState<S>, now_ms: i64) -> io::Result<()> {
+    async fn roll(&self, state: &mut LogState<S>) -> io::Result<()> {
         let log_end_offset = state.log_end_offset;
         let active = state.segments.values_mut().next_back().expect("a log has segments");
         assert!(active.base_offset < log_end_offset, "only a non-empty segment rolls");
         active.indexes(&self.storage, &self.config()).await?;
         active.seal();
-        self.flush_locked(state, now_ms).await?;
+        // The sealed segment is synced later by `flush_rolled_segments`, as Kafka schedules
+        // the flush after a roll instead of running it under the lock: syncing a whole
+        // segment here would stall every producer of the partition for as long as the
+        // disk takes (half a second for a 1 GiB segment). Until then the recovery point
+        // stays where it is, so a power loss that takes the sealed segment's tail makes
+        // recovery drop the segments after it (`recover_segments`).
         let segment = LogSegment::create(&self.storage, &self.dir, log_end_offset).await?;
         self.storage.sync_dir(&self.dir).await?;
         state.segments.insert(log_end_offset, segment);
@@ -1454,7 +1469,8 @@ impl<S: Storage> UnifiedLog<S> {
     }
 
     /// Group commit: returns once every offset below `offset` is durable. One caller syncs
-    /// for all who wait behind it.
+    /// for all who wait behind it: the active segment, and any segment that rolled since
+    /// the last sync and is not yet flushed.
     async fn sync_to(&self, offset: i64) -> KafkaResult<()> {
         loop {
             if self.flushed_offset.load(Ordering::Acquire) >= offset {
@@ -1464,19 +1480,81 @@ impl<S: Storage> UnifiedLog<S> {
             if self.flushed_offset.load(Ordering::Acquire) >= offset {
                 return Ok(());
             }
-            let (file, target, truncations) = {
+            let (files, target, truncations) = {
                 let mut state = self.state.lock().await;
                 self.check_online()?;
                 let target = state.log_end_offset;
-                let segment = state.segments.values_mut().next_back().expect("a log has segments");
-                let file = segment.file(&self.storage).await.map_err(|e| self.fail("sync", e))?;
-                (file, target, self.truncations.load(Ordering::Acquire))
+                let flushed = self.flushed_offset.load(Ordering::Acquire);
+                let from = state
+                    .segments
+                    .range(..=flushed)
+                    .next_back()
+                    .map(|(&b, _)| b)
+                    .unwrap_or(i64::MIN);
+                let mut files = Vec::new();
+                for segment in state.segments.range_mut(from..).map(|(_, s)| s) {
+                    files.push(segment.file(&self.storage).await.map_err(|e| self.fail("sync", e))?);
+                }
+                self.evict_files(&mut state);
+                (files, target, self.truncations.load(Ordering::Acquire))
             };
-            file.sync_data().await.map_err(|e| self.fail("fdatasync", e))?;
+            for file in files {
+                file.sync_data().await.map_err(|e| self.fail("fdatasync", e))?;
+            }
             if self.truncations.load(Ordering::Acquire) == truncations {
                 self.flushed_offset.fetch_max(target, Ordering::AcqRel);
             }
         }
+    }
+
+    /// Syncs the segments that rolled since the last flush, with their indexes, and moves
+    /// the recovery point to the active segment's base (Kafka's flush after a roll). The
+    /// syncs run without the log's lock, so appends and fetches go on meanwhile. The shell
+    /// runs this after an append that rolled (`LogAppendInfo::rolled`).
+    pub async fn flush_rolled_segments(&self) -> KafkaResult<()> {
+        let _syncing = self.sync_lock.lock().await;
+        let (files, target, truncations) = {
+            let mut state = self.state.lock().await;
+            self.check_online()?;
+            let active = *state.segments.keys().next_back().expect("a log has segments");
+            if state.recovery_point >= active {
+                return Ok(());
+            }
+            let from = state
+                .segments
+                .range(..=state.recovery_point)
+                .next_back()
+                .map(|(&b, _)| b)
+                .unwrap_or(i64::MIN);
+            let mut files = Vec::new();
+            for segment in state.segments.range_mut(from..active).map(|(_, s)| s) {
+                files.extend(
+                    segment
+                        .write_for_flush(&self.storage)
+                        .await
+                        .map_err(|e| self.fail("flush", e))?,
+                );
+            }
+            self.evict_files(&mut state);
+            (files, active, self.truncations.load(Ordering::Acquire))
+        };
+        for file in files {
+            file.sync_data().await.map_err(|e| self.fail("fdatasync", e))?;
+        }
+        let mut state = self.state.lock().await;
+        // A truncation meanwhile may have removed what was synced; the next flush covers it.
+        if self.truncations.load(Ordering::Acquire) == truncations
+            && state.recovery_point < target
+            && target <= state.log_end_offset
+        {
+            state.recovery_point = target;
+            self.flushed_offset.fetch_max(target, Ordering::AcqRel);
+            self.write_checkpoint(&state)
+                .await
+                .map_err(|e| self.fail("checkpoint", e))?;
+            self.check_invariants(&state);
+        }
+        Ok(())
     }
 
     async fn delete_segments_below_start(&self, state: &mut LogState<S>) -> KafkaResult<()> {
@@ -1745,9 +1823,13 @@ async fn recover_segments<S: Storage>(
         let truncated = segment.recover(storage, config).await?;
         let next_offset = segment.loaded_indexes().expect("recovered").next_offset;
         let next_base = bases.get(i + 1).copied();
-        // A segment that lost its tail, or one whose successor does not follow it: what
-        // follows is not to be trusted.
-        if truncated || next_base.is_some_and(|n| n < next_offset) {
+        // A segment that lost its tail, or one whose successor does not start where it
+        // ends: what follows is not to be trusted. A segment rolls without a sync (the
+        // flush after a roll comes later), so a power loss can take a sealed segment's
+        // unsynced tail whole, leaving a clean end below the next segment's base, while
+        // writeback kept some of the next segment. Only the log cleaner leaves gaps between
+        // segments, and only below the recovery point, where recovery does not look.
+        if truncated || next_base.is_some_and(|n| n != next_offset) {
             for &doomed in &bases[i + 1..] {
                 segments.remove(&doomed).expect("listed").delete(storage).await?;
             }

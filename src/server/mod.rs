@@ -137,6 +137,11 @@ impl<S: Storage> Broker<S> {
                 .append_as_leader(builder.build(), 0, AppendOrigin::Coordinator, now_ms)
                 .await?;
             self.metadata_log.update_high_watermark(info.last_offset + 1).await;
+            if info.rolled {
+                // The metadata log is small and synced on every append; its rolled
+                // segments are flushed here, on the controller's own path.
+                self.metadata_log.flush_rolled_segments().await?;
+            }
             let mut image = (*self.image()).clone();
             for (i, r) in chunk.iter().enumerate() {
                 image.replay(r, info.first_offset + i as i64);

@@ -25,6 +25,18 @@ pub struct Partition<S: Storage> {
     pub log: UnifiedLog<S>,
 }
 
+/// After an append that rolled the log, syncs the sealed segment in a task of its own
+/// (Kafka schedules this flush), so that no request waits for it. An error takes the log
+/// directory offline inside the log, where every later request sees it.
+fn flush_after_roll<S: Storage>(partition: &Arc<Partition<S>>, info: &LogAppendInfo) {
+    if info.rolled {
+        let partition = partition.clone();
+        tokio::spawn(async move {
+            let _ = partition.log.flush_rolled_segments().await;
+        });
+    }
+}
+
 pub struct ReplicaManager<S: Storage> {
     storage: S,
     log_dir: PathBuf,
@@ -171,6 +183,7 @@ impl<S: Storage> ReplicaManager<S> {
                 position: 0,
                 bytes: 0,
                 duplicate: false,
+                rolled: false,
             };
             tokio::spawn(async move {
                 if let Ok(info) = partition
@@ -191,6 +204,7 @@ impl<S: Storage> ReplicaManager<S> {
             partition.log.advance_high_watermark(info.last_offset + 1).await;
             self.appended.notify_waiters();
         }
+        flush_after_roll(&partition, &info);
         let log_start_offset = partition.log.log_start_offset().await;
         Ok((info, log_start_offset))
     }
@@ -207,6 +221,7 @@ impl<S: Storage> ReplicaManager<S> {
             .await?;
         partition.log.advance_high_watermark(info.last_offset + 1).await;
         self.appended.notify_waiters();
+        flush_after_roll(&partition, &info);
         Ok(info.last_offset)
     }
 
@@ -215,6 +230,8 @@ impl<S: Storage> ReplicaManager<S> {
         for partition in self.partitions() {
             let _ = partition.log.delete_old_segments(now_ms).await;
             let _ = partition.log.maybe_flush(now_ms).await;
+            // A backstop for a flush after a roll that failed to start or was cut short.
+            let _ = partition.log.flush_rolled_segments().await;
             partition.log.remove_expired_producers(now_ms).await;
         }
     }
