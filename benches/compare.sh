@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Side-by-side: the release broker on a real disk, driven by `klamm producer-perf-test` and
-# `klamm consumer-perf-test`, beside the machine's loopback TCP throughput (iperf3)
-# measured in the same run. Prints records/s, MB/s and p99 for each case, the ratio to
-# loopback, and the broker's CPU seconds per GiB (from /proc/<pid>/stat).
+# `klamm consumer-perf-test` and by librdkafka (kcat for throughput, confluent-kafka for
+# delivery latency at a fixed rate, benches/rdkafka_load.py), beside the machine's loopback
+# TCP throughput (iperf3) measured in the same run. Prints records/s, MB/s and p99 for each
+# case, the ratio to loopback, and the broker's CPU seconds per GiB (from /proc/<pid>/stat).
 #
 #   benches/compare.sh [records-1k] [records-100b]
 #
@@ -13,7 +14,14 @@ records_1k=${1:-1000000}
 records_100=${2:-5000000}
 dir=${KLAMM_BENCH_DIR:-target/bench-data}/compare
 port=19192
-command -v iperf3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q iperf3 >/dev/null
+for tool in iperf3 kcat; do
+    command -v $tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q $tool >/dev/null
+done
+# confluent-kafka in the venv the client tests use (tests/clients.rs), made if missing.
+venv=target/clients/confluent-kafka
+if [ ! -x $venv/bin/python ] || ! $venv/bin/python -c 'import confluent_kafka' 2>/dev/null; then
+    python3 -m venv $venv && $venv/bin/python -m pip install --quiet --disable-pip-version-check confluent-kafka
+fi
 cargo build --release --quiet
 klamm=target/release/klamm
 rm -rf "$dir" && mkdir -p "$dir"
@@ -22,7 +30,7 @@ loopback=$(iperf3 -s -1 -p 19193 >/dev/null 2>&1 & sleep 0.5; iperf3 -c 127.0.0.
 
 $klamm server --override listeners=PLAINTEXT://127.0.0.1:$port --override log.dirs="$dir/data" 2>"$dir/broker.log" &
 broker=$!
-trap 'kill $broker 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$dir"' EXIT
 sleep 1
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' /proc/$broker/stat; }
@@ -61,9 +69,50 @@ cpu = (int(after) - int(before)) / int(ticks)
 print(f"{name:<34} {rps:>12.0f} {mbs:>10.1f} {'-':>8} {mbs / float(loopback):>12.2f} {cpu / gib:>14.2f}")
 PY
 }
+# One row from a librdkafka run: name, records, size, then the command, which prints
+# `records_per_s mb_per_s p99_ms` (run_kcat makes that line from its wall time).
+run_rdkafka() {
+    local name=$1 n=$2 size=$3; shift 3
+    local before; before=$(cpu)
+    local line; line=$("$@")
+    local after; after=$(cpu)
+    python3 - "$name" "$line" "$before" "$after" "$ticks" "$n" "$size" "$loopback" <<'PY'
+import sys
+name, line, before, after, ticks, n, size, loopback = sys.argv[1:]
+rps, mbs, p99 = line.split()
+gib = int(n) * int(size) / 2**30
+cpu = (int(after) - int(before)) / int(ticks)
+print(f"{name:<34} {float(rps):>12.0f} {float(mbs):>10.1f} {p99:>8} {float(mbs) / float(loopback):>12.2f} {cpu / gib:>14.2f}")
+PY
+}
+run_kcat() {
+    local n=$1 size=$2; shift 2
+    local start; start=$(date +%s.%N)
+    "$@" >/dev/null
+    local end; end=$(date +%s.%N)
+    python3 -c "import sys; s = float(sys.argv[2]) - float(sys.argv[1]); print(f'{$n / s:.0f} {$n * $size / s / 1e6:.1f} -')" "$start" "$end"
+}
+
 run_produce "produce 1 KiB acks=1" p1k "$records_1k" 1024 1
 run_consume "consume 1 KiB" p1k "$records_1k" 1024
 run_produce "produce 1 KiB acks=all" p1k-all "$records_1k" 1024 all
 run_produce "produce 100 B acks=1" p100 "$records_100" 100 1
 run_consume "consume 100 B" p100 "$records_100" 100
+
+# librdkafka: kcat produces 1 KiB lines from a file (read ahead, so the disk read is not
+# timed) and consumes them to /dev/null; confluent-kafka produces at a fixed rate for
+# delivery latency.
+python3 -c "import sys; sys.stdout.buffer.write((b'x' * 1023 + b'\n') * int(sys.argv[1]))" "$records_1k" > "$dir/lines"
+cat "$dir/lines" > /dev/null
+$klamm topics --bootstrap-server 127.0.0.1:$port --create --topic rd1k --partitions 1 >/dev/null
+run_rdkafka "kcat produce 1 KiB acks=1" "$records_1k" 1024 run_kcat "$records_1k" 1024 \
+    kcat -P -b 127.0.0.1:$port -t rd1k -p 0 -X acks=1 -X linger.ms=5 -X batch.size=1000000 \
+    -X queue.buffering.max.kbytes=1048576 -l "$dir/lines"
+run_rdkafka "kcat consume 1 KiB" "$records_1k" 1024 run_kcat "$records_1k" 1024 \
+    kcat -C -b 127.0.0.1:$port -t rd1k -p 0 -o beginning -c "$records_1k" -q -X fetch.max.bytes=52428800
+rm -f "$dir/lines"
+$klamm topics --bootstrap-server 127.0.0.1:$port --create --topic rdlat --partitions 1 >/dev/null
+rate=20000
+run_rdkafka "confluent 1 KiB acks=all ${rate}/s" $((rate * 10)) 1024 \
+    $venv/bin/python benches/rdkafka_load.py produce 127.0.0.1:$port rdlat $((rate * 10)) 1024 all $rate
 printf 'loopback TCP (iperf3, 1 stream, same run): %.0f MB/s\n' "$loopback"
