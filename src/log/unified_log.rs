@@ -145,6 +145,18 @@ struct LogState<S: Storage> {
     first_dirty_offset: i64,
 }
 
+impl<S: Storage> LogState<S> {
+    /// The base offset of the segment that holds `offset` (`i64::MIN` if none starts at or
+    /// below it), where a flush or sync from `offset` on begins.
+    fn segment_base_at_or_below(&self, offset: i64) -> i64 {
+        self.segments
+            .range(..=offset)
+            .next_back()
+            .map(|(&b, _)| b)
+            .unwrap_or(i64::MIN)
+    }
+}
+
 impl<S: Storage> UnifiedLog<S> {
     /// Opens the log in `dir`, creating it if missing, and recovers it: segments from the
     /// one holding the recovery point on are validated batch by batch and truncated at the
@@ -1452,12 +1464,7 @@ impl<S: Storage> UnifiedLog<S> {
 
     /// Syncs every segment from the recovery point on, with its indexes.
     async fn flush_locked(&self, state: &mut LogState<S>, now_ms: i64) -> io::Result<()> {
-        let from = state
-            .segments
-            .range(..=state.recovery_point)
-            .next_back()
-            .map(|(&b, _)| b)
-            .unwrap_or(i64::MIN);
+        let from = state.segment_base_at_or_below(state.recovery_point);
         for segment in state.segments.range_mut(from..).map(|(_, s)| s) {
             segment.flush(&self.storage).await?;
         }
@@ -1484,13 +1491,7 @@ impl<S: Storage> UnifiedLog<S> {
                 let mut state = self.state.lock().await;
                 self.check_online()?;
                 let target = state.log_end_offset;
-                let flushed = self.flushed_offset.load(Ordering::Acquire);
-                let from = state
-                    .segments
-                    .range(..=flushed)
-                    .next_back()
-                    .map(|(&b, _)| b)
-                    .unwrap_or(i64::MIN);
+                let from = state.segment_base_at_or_below(self.flushed_offset.load(Ordering::Acquire));
                 let mut files = Vec::new();
                 for segment in state.segments.range_mut(from..).map(|(_, s)| s) {
                     files.push(segment.file(&self.storage).await.map_err(|e| self.fail("sync", e))?);
@@ -1520,12 +1521,7 @@ impl<S: Storage> UnifiedLog<S> {
             if state.recovery_point >= active {
                 return Ok(());
             }
-            let from = state
-                .segments
-                .range(..=state.recovery_point)
-                .next_back()
-                .map(|(&b, _)| b)
-                .unwrap_or(i64::MIN);
+            let from = state.segment_base_at_or_below(state.recovery_point);
             let mut files = Vec::new();
             for segment in state.segments.range_mut(from..active).map(|(_, s)| s) {
                 files.extend(

@@ -234,23 +234,13 @@ async fn run<Req: Message, Resp: Message, Fut: Future<Output = Option<Resp>>, F>
 }
 
 fn respond<M: Message, F>(correlation_id: i32, header_version: i16, response: &M, version: i16) -> Reply<F> {
-    let mut w = BytesMut::with_capacity(64);
-    w.put_i32(0);
-    let header = ResponseHeader {
-        correlation_id,
-        ..Default::default()
-    };
-    if header.encode(&mut w, header_version).is_err() || response.encode(&mut w, version).is_err() {
-        return Reply::Close("a response that does not encode in the request's version");
-    }
-    let size = (w.len() - 4) as i32;
-    w[..4].copy_from_slice(&size.to_be_bytes());
-    Reply::Respond(w.freeze())
+    respond_with_files(correlation_id, header_version, response, version, Vec::new())
 }
 
-/// A response whose records fields are empty where `files` (one entry per records field,
-/// in encoding order) names a file range: each such range is spliced in at its field with
-/// its real length prefix, and the frame's size counts it.
+/// Frames a response. Where `files` (one entry per records field, in encoding order; empty
+/// for a response without records fields) names a file range, the field was encoded empty:
+/// the range is spliced in there with its real length prefix, and the frame's size counts
+/// it. Without file ranges the response is one buffer.
 fn respond_with_files<M: Message, F>(
     correlation_id: i32,
     header_version: i16,
@@ -259,7 +249,7 @@ fn respond_with_files<M: Message, F>(
     files: Vec<Option<FileRange<F>>>,
 ) -> Reply<F> {
     let compact = version >= M::FLEXIBLE_MIN;
-    let mut w = BytesMut::with_capacity(256);
+    let mut w = BytesMut::with_capacity(64);
     w.put_i32(0);
     let header = ResponseHeader {
         correlation_id,
@@ -272,13 +262,12 @@ fn respond_with_files<M: Message, F>(
         return Reply::Close("a response that does not encode in the request's version");
     };
     assert_eq!(positions.len(), files.len(), "one file entry per records field");
-    if files.iter().all(Option::is_none) {
-        let size = (w.len() - 4) as i32;
-        w[..4].copy_from_slice(&size.to_be_bytes());
-        return Reply::Respond(w.freeze());
-    }
-    let empty = codec::records_length_prefix(0, compact).expect("an empty length encodes");
-    let mut prefixes = Vec::new();
+    // Only Fetch has records fields; other responses skip the prefix's allocation.
+    let empty = if files.is_empty() {
+        BytesMut::new()
+    } else {
+        codec::records_length_prefix(0, compact).expect("an empty length encodes")
+    };
     let mut size = w.len() - 4;
     for (&position, range) in positions.iter().zip(&files) {
         let Some(range) = range else { continue };
@@ -291,20 +280,22 @@ fn respond_with_files<M: Message, F>(
             return Reply::Close("a fetch response too big to frame");
         };
         size = size - empty.len() + prefix.len() + range.len;
-        prefixes.push(prefix.freeze());
     }
     let Ok(size) = i32::try_from(size) else {
-        return Reply::Close("a fetch response too big to frame");
+        return Reply::Close("a response too big to frame");
     };
     w[..4].copy_from_slice(&size.to_be_bytes());
+    if files.iter().all(Option::is_none) {
+        return Reply::Respond(w.freeze());
+    }
     let frame = w.freeze();
     let mut parts = Vec::new();
-    let mut prefixes = prefixes.into_iter();
     let mut done = 0;
     for (position, range) in positions.into_iter().zip(files) {
         let Some(range) = range else { continue };
+        let prefix = codec::records_length_prefix(range.len, compact).expect("it encoded above");
         parts.push(ResponsePart::Bytes(frame.slice(done..position)));
-        parts.push(ResponsePart::Bytes(prefixes.next().expect("one prefix per range")));
+        parts.push(ResponsePart::Bytes(prefix.freeze()));
         parts.push(ResponsePart::File(range));
         done = position + empty.len();
     }
