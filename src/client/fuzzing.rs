@@ -51,14 +51,14 @@ pub fn hostile_response(data: &[u8]) {
                         continue;
                     };
                     assert!(next >= position, "the position moved back from {position} to {next}");
-                    let mut last = position - 1;
+                    let mut last: Option<i64> = None;
                     for r in &out {
                         assert!(
-                            r.offset > last && r.offset < next,
-                            "offset {} after {last}, next {next}",
+                            r.offset >= position && last.is_none_or(|l| r.offset > l) && r.offset < next,
+                            "offset {} after {last:?}, from {position}, next {next}",
                             r.offset
                         );
-                        last = r.offset;
+                        last = Some(r.offset);
                     }
                 }
             }
@@ -107,14 +107,50 @@ mod tests {
         }
         let mut batch = builder.build();
         crate::record::set_base_offset(&mut batch, 5);
-        let batch = batch.freeze();
+        let frame = fetch_frame(batch.freeze(), 6);
+        let decoded: FetchResponse = decode::<FetchRequest, FetchResponse>(frame.slice(2..), 12).unwrap();
+        let records = decoded.responses[0].partitions[0].records.clone().unwrap();
+        let (out, next) = partition_records("t", 0, 6, &records, &mut Vec::new()).unwrap();
+        assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![6, 7]);
+        assert_eq!(next, 8);
+        for cut in 0..frame.len() {
+            hostile_response(&frame[..cut]);
+        }
+        for i in 2..frame.len() {
+            let mut bad = frame.to_vec();
+            bad[i] ^= 0x5a;
+            hostile_response(&bad);
+        }
+    }
+
+    /// Offsets at the ends of the range, in the batch and in the partition's log start
+    /// offset (the fuzzer's first find once overflow checks were on, as in the broker's
+    /// release build): nothing overflows.
+    #[test]
+    fn hostile_offsets_at_the_ends_of_the_range_do_not_overflow() {
+        for base in [0, i64::MAX - 2, i64::MAX, i64::MIN, -1] {
+            for log_start_offset in [i64::MIN, -1, 0, i64::MAX - 1, i64::MAX] {
+                let mut builder = RecordBatchBuilder::new(Compression::None);
+                for value in [b"a", b"b", b"c"] {
+                    builder.append(1_000, None, Some(value), &[]);
+                }
+                let mut batch = builder.build();
+                crate::record::set_base_offset(&mut batch, base);
+                hostile_response(&fetch_frame(batch.freeze(), log_start_offset));
+            }
+        }
+    }
+
+    /// A Fetch v12 response frame for the fuzz target (selector, version, header, body)
+    /// with one partition holding `batch`.
+    fn fetch_frame(batch: Bytes, log_start_offset: i64) -> Bytes {
         let response = FetchResponse {
             responses: vec![fetch_response::FetchableTopicResponse {
                 topic: "t".into(),
                 partitions: vec![fetch_response::PartitionData {
                     partition_index: 0,
-                    log_start_offset: 6,
-                    records: Some(batch.clone()),
+                    log_start_offset,
+                    records: Some(batch),
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -131,19 +167,6 @@ mod tests {
         .encode(&mut w, 1)
         .unwrap();
         response.encode(&mut w, 12).unwrap();
-        let frame = w.freeze();
-        let decoded: FetchResponse = decode::<FetchRequest, FetchResponse>(frame.slice(2..), 12).unwrap();
-        let records = decoded.responses[0].partitions[0].records.clone().unwrap();
-        let (out, next) = partition_records("t", 0, 6, &records, &mut Vec::new()).unwrap();
-        assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![6, 7]);
-        assert_eq!(next, 8);
-        for cut in 0..frame.len() {
-            hostile_response(&frame[..cut]);
-        }
-        for i in 2..frame.len() {
-            let mut bad = frame.to_vec();
-            bad[i] ^= 0x5a;
-            hostile_response(&bad);
-        }
+        w.freeze()
     }
 }

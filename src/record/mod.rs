@@ -9,6 +9,7 @@
 
 mod builder;
 pub mod compression;
+pub mod fuzzing;
 pub mod varint;
 
 pub use builder::{control_batch, ControlRecordType, RecordBatchBuilder};
@@ -109,12 +110,15 @@ impl BatchHeader {
         LOG_OVERHEAD + self.batch_length as usize
     }
 
+    /// Saturates rather than overflows: a header read from damaged bytes (a walk that does
+    /// not check CRCs) may carry any base offset, and the placement checks that follow
+    /// refuse it. A batch that validates never saturates.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset.saturating_add(self.last_offset_delta as i64)
     }
 
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     pub fn compression(&self) -> Option<Compression> {
@@ -271,6 +275,16 @@ pub fn validate_batch(
     } else {
         header.last_offset_delta >= 0 && header.records_count as i64 <= header.last_offset_delta as i64 + 1
     };
+    if header
+        .base_offset
+        .checked_add(header.last_offset_delta as i64 + 1)
+        .is_none()
+    {
+        return Err(corrupt(format!(
+            "base offset {} and lastOffsetDelta {} overflow",
+            header.base_offset, header.last_offset_delta
+        )));
+    }
     if header.records_count < 0 || !count_ok {
         return Err(invalid(format!(
             "record count {} does not match lastOffsetDelta {}",
