@@ -313,3 +313,81 @@ pub fn apply_topic_config(config: &mut LogConfig, key: &str, value: &str) -> Res
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{DiskFaults, SimStorage};
+    use crate::metadata::{PartitionRegistration, TopicImage};
+    use crate::record::{Compression, RecordBatchBuilder};
+
+    fn batch() -> BytesMut {
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        b.append(0, None, Some(&[b'v'; 300]), &[]);
+        b.build()
+    }
+
+    /// An append that rolls the log starts the sealed segment's flush in a task of its
+    /// own: the recovery point reaches the new segment with no housekeeping pass, and the
+    /// append did not wait for it.
+    #[test]
+    fn an_append_that_rolls_flushes_the_sealed_segment_in_the_background() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let defaults = LogConfig {
+                segment_bytes: 1024,
+                message_timestamp_after_max_ms: i64::MAX,
+                ..LogConfig::default()
+            };
+            let manager = ReplicaManager::new(
+                SimStorage::new(5, DiskFaults::none()),
+                PathBuf::from("data"),
+                1,
+                defaults,
+                LogDirFailureChannel::new(),
+            );
+            let mut image = MetadataImage::default();
+            let registration = PartitionRegistration {
+                replicas: vec![1],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+            };
+            image.topics.insert(
+                "t".into(),
+                TopicImage {
+                    name: "t".into(),
+                    topic_id: Uuid([7; 16]),
+                    partitions: BTreeMap::from([(0, registration)]),
+                    configs: BTreeMap::new(),
+                },
+            );
+            manager.apply(&image, 0).await.unwrap();
+            let partition = manager.partition("t", 0).unwrap();
+            let mut rolled = None;
+            for _ in 0..10 {
+                let (info, _) = manager.append("t", 0, batch(), 0).await.unwrap();
+                if info.rolled {
+                    rolled = Some(info.segment_base_offset);
+                    break;
+                }
+            }
+            let rolled = rolled.expect("a 1 KiB segment rolls within 10 batches of 300 bytes");
+            assert_eq!(partition.log.recovery_point().await, 0, "the append did not sync");
+            for _ in 0..100 {
+                if partition.log.recovery_point().await == rolled {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            panic!(
+                "the sealed segment was not flushed; recovery point {}",
+                partition.log.recovery_point().await
+            );
+        });
+    }
+}
