@@ -22,7 +22,7 @@ for spec in request_decoder:1000000 record_batch:1000000 client_response:1500000
     dict=()
     case $target in request_decoder | client_response) dict=(-dict=fuzz/protocol.dict) ;; esac
     # Seeds written by the test suite, which runs before this: real clients' requests
-    # (tests/clients.rs) and valid batches of every codec (record::fuzzing).
+    # (tests/clients.rs) and valid batches of every codec (tests/fuzz_seeds.rs).
     seeds=()
     if [ -d "target/fuzz-seeds/$target" ]; then seeds=("target/fuzz-seeds/$target"); fi
     cargo fuzz run -O "$target" "$corpus/$target" "${seeds[@]}" -- -runs="$runs" -seed="$seed" -rss_limit_mb=2048 -max_len=4096 "${dict[@]}" 2>&1 |

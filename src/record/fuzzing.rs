@@ -142,7 +142,7 @@ mod tests {
     use crate::io::SimRng;
 
     #[test]
-    fn seeds_validate_and_feed_the_fuzzer() {
+    fn seeds_validate() {
         let seeds = seed_corpus();
         assert!(seeds.len() >= 16, "{} seeds", seeds.len());
         let limits = ValidationLimits {
@@ -165,12 +165,6 @@ mod tests {
             check_batches(seed);
         }
         assert!(batches > seeds.len());
-        // The fuzz target starts from these; `fuzz/run.sh` adds the folder to its corpus.
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/fuzz-seeds/record_batch");
-        std::fs::create_dir_all(&dir).unwrap();
-        for (i, seed) in seeds.iter().enumerate() {
-            std::fs::write(dir.join(format!("seed-{i:03}")), seed).unwrap();
-        }
     }
 
     /// The fuzz target's check on mutated seeds: flipped bits, overwritten bytes, cuts
