@@ -111,6 +111,18 @@ fn invalid_batches_get_kafka_codes() {
             Err(ErrorCode::InvalidRecord),
         ),
         (
+            "offsets past i64::MAX",
+            with_field(good.clone(), 0, &(i64::MAX - 1).to_be_bytes()),
+            AppendOrigin::Replication,
+            Err(ErrorCode::CorruptMessage),
+        ),
+        (
+            "offsets up to i64::MAX - 1",
+            with_field(good.clone(), 0, &(i64::MAX - 3).to_be_bytes()),
+            AppendOrigin::Replication,
+            Ok(()),
+        ),
+        (
             "control from coordinator",
             control_batch(ControlRecordType::Abort, 1, 0, 0, 5).to_vec(),
             AppendOrigin::Coordinator,
@@ -225,4 +237,15 @@ proptest::proptest! {
         let mut scratch = Vec::new();
         proptest::prop_assert!(validate_batch(&bytes, AppendOrigin::Client, &LIMITS, &mut scratch).is_err());
     }
+}
+
+/// A header read without validation (a walk over damaged bytes) may carry any base offset:
+/// its last and next offsets saturate rather than overflow.
+#[test]
+fn unvalidated_header_offsets_saturate() {
+    let mut bytes = batch(Compression::None, 3);
+    bytes[..8].copy_from_slice(&(i64::MAX - 1).to_be_bytes());
+    let header = BatchHeader::parse(&bytes).unwrap();
+    assert_eq!(header.last_offset(), i64::MAX);
+    assert_eq!(header.next_offset(), i64::MAX);
 }
