@@ -4,7 +4,7 @@ use bytes::BytesMut;
 
 use super::compression::{compress, Compression};
 use super::varint::{varint_size, varlong_size, write_varint, write_varlong};
-use super::{compute_crc, MAGIC_V2, NO_PRODUCER_ID, RECORD_BATCH_OVERHEAD};
+use super::{write_crc, MAGIC_V2, NO_PRODUCER_ID, RECORD_BATCH_OVERHEAD};
 
 /// The control record types Kafka defines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,8 +130,7 @@ impl RecordBatchBuilder {
         out.extend_from_slice(&self.base_sequence.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
         out.extend_from_slice(&records);
-        let crc = compute_crc(&out);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        write_crc(&mut out);
         out
     }
 }

@@ -197,6 +197,13 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..])
 }
 
+/// Computes the CRC32C of a whole batch and writes it into the header; returns it.
+pub fn write_crc(batch: &mut [u8]) -> u32 {
+    let crc = compute_crc(batch);
+    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    crc
+}
+
 /// Whether a batch's stored CRC matches its bytes. `batch` must be one whole batch.
 pub fn crc_matches(batch: &[u8]) -> bool {
     batch.len() >= RECORD_BATCH_OVERHEAD && be_i32(batch, CRC_OFFSET) as u32 == compute_crc(batch)
@@ -538,8 +545,7 @@ pub fn batch_with_records(header: &[u8], records: &[u8], count: i32) -> Vec<u8> 
     let attributes = be_i16(&batch, ATTRIBUTES_OFFSET) & !COMPRESSION_MASK;
     batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
     batch[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4].copy_from_slice(&count.to_be_bytes());
-    let crc = compute_crc(&batch);
-    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    write_crc(&mut batch);
     batch
 }
 
@@ -565,8 +571,7 @@ pub fn set_max_timestamp(batch: &mut [u8], timestamp_type: TimestampType, max_ti
     }
     batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&new_attributes.to_be_bytes());
     batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max_timestamp.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    write_crc(batch);
 }
 
 /// Stamps an idempotent producer's id, epoch and base sequence on a whole batch, and its
@@ -575,8 +580,7 @@ pub fn set_producer(batch: &mut [u8], producer_id: i64, producer_epoch: i16, bas
     batch[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&producer_id.to_be_bytes());
     batch[PRODUCER_EPOCH_OFFSET..PRODUCER_EPOCH_OFFSET + 2].copy_from_slice(&producer_epoch.to_be_bytes());
     batch[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4].copy_from_slice(&base_sequence.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    write_crc(batch);
 }
 
 fn corrupt(message: String) -> KafkaError {

@@ -27,8 +27,7 @@ fn check(bytes: &[u8], origin: AppendOrigin, expected: Result<(), ErrorCode>) {
 /// Rewrites a header field and fixes the CRC, so that validation reaches the field.
 fn with_field(mut bytes: Vec<u8>, at: usize, value: &[u8]) -> Vec<u8> {
     bytes[at..at + value.len()].copy_from_slice(value);
-    let crc = compute_crc(&bytes);
-    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    write_crc(&mut bytes);
     bytes
 }
 
@@ -152,8 +151,7 @@ fn non_contiguous_offset_deltas_are_invalid() {
     let second = RECORD_BATCH_OVERHEAD + 1 + first_len;
     assert_eq!(bytes[second + 3], 2, "offset delta 1 zig-zags to 2");
     bytes[second + 3] = 4;
-    let crc = compute_crc(&bytes);
-    bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+    write_crc(&mut bytes);
     check(&bytes, AppendOrigin::Client, Err(ErrorCode::InvalidRecord));
 }
 
