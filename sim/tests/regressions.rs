@@ -32,6 +32,13 @@ const REGRESSIONS: &[(&str, u64, &str)] = &[
         "a KIP-848 member that failed to resolve its new assignment's topic ids dropped the \
          assignment; the broker, thinking it delivered, never sent it again",
     ),
+    (
+        "swarm",
+        663699270,
+        "an idempotent producer bumped its epoch after one batch timed out and restamped \
+         another partition's retried batch, whose answer had been lost, with the new epoch \
+         and sequence 0: the broker appended it a second time",
+    ),
 ];
 
 fn run(scenario: &str, seed: u64) -> Result<Outcome, String> {

@@ -103,7 +103,8 @@ struct State {
     /// The producer id and epoch once InitProducerId answered (idempotence only).
     identity: Option<Identity>,
     /// A stamped batch failed or the broker rejected a sequence: before sending on, bump the
-    /// epoch (KIP-360), which restarts every partition's sequence at 0.
+    /// epoch (KIP-360), which restarts every partition's sequence at 0 (behind any batch
+    /// still carrying an older stamp: see `stamp_batches`).
     needs_bump: bool,
     closed: bool,
 }
@@ -496,16 +497,23 @@ async fn ensure_identity(config: &ClientConfig, state: &Arc<Mutex<State>>) -> Re
     Ok(())
 }
 
-/// Stamps each batch with the producer id, epoch and the partition's next sequence, unless
-/// it carries them already under the current epoch (a retry keeps its sequence).
+/// Stamps each batch with the producer id, epoch and the partition's next sequence.
 async fn stamp(state: &Arc<Mutex<State>>, ready: &mut [((String, i32), Sealed)]) {
     let mut s = state.lock().await;
     let identity = s.identity.as_mut().expect("ensured before stamping");
+    stamp_batches(identity, ready);
+}
+
+/// A batch stamped before keeps its stamp, even from an older epoch: it may be in the log
+/// already (its answer was lost), and only its first stamp lets the broker recognise the
+/// retry as a duplicate. Restamped under a new epoch, it would be appended a second time.
+/// The partition's new sequence starts behind it: it stays at the front of its queue, alone
+/// in flight, until it is answered. (The Java client, too, keeps a partition on its old
+/// epoch while such batches are in flight.) A batch the broker refused by sequence has its
+/// stamp removed (`complete`), as it is certainly not in the log.
+fn stamp_batches(identity: &mut Identity, ready: &mut [((String, i32), Sealed)]) {
     for (key, sealed) in ready.iter_mut() {
-        if sealed
-            .stamp
-            .is_some_and(|(id, epoch, _)| id == identity.producer_id && epoch == identity.epoch)
-        {
+        if sealed.stamp.is_some() {
             continue;
         }
         let sequence = identity.next_sequence.entry(key.clone()).or_insert(0);
@@ -604,11 +612,14 @@ async fn complete(
                 s.buffered_bytes -= bytes;
             }
             // The broker's sequence state and ours disagree (it lost batches in a crash, or
-            // expired us): bump the epoch and send again from sequence 0.
+            // expired us): bump the epoch and send again from sequence 0. The broker refused
+            // this batch, so it is not in the log: it takes a new stamp.
             Some((code @ (OUT_OF_ORDER_SEQUENCE_NUMBER | INVALID_PRODUCER_EPOCH | UNKNOWN_PRODUCER_ID), _, _))
                 if settings.idempotent =>
             {
                 state.lock().await.needs_bump = true;
+                let mut sealed = sealed;
+                sealed.stamp = None;
                 retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into())).await
             }
             Some((code, _, _)) if retriable(code) => {
@@ -683,6 +694,7 @@ async fn refresh_metadata(config: &ClientConfig, state: &Arc<Mutex<State>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::BatchHeader;
 
     #[test]
     fn idempotence_follows_the_java_client() {
@@ -708,6 +720,72 @@ mod tests {
             let config = ClientConfig::from_pairs(settings.iter().copied()).unwrap();
             let got = idempotence(&config, *acks, *retries).ok();
             assert_eq!(got, *want, "{settings:?} acks={acks} retries={retries}");
+        }
+    }
+
+    fn sealed(records_count: i32, stamp: Option<(i64, i16, i32)>) -> Sealed {
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        for i in 0..records_count {
+            builder.append(i as i64, None, Some(b"v"), &[]);
+        }
+        let mut bytes = builder.build();
+        if let Some((id, epoch, sequence)) = stamp {
+            record::set_producer(&mut bytes, id, epoch, sequence);
+        }
+        Sealed {
+            records: bytes.freeze(),
+            bytes: 0,
+            timestamps: Vec::new(),
+            waiters: Vec::new(),
+            created: clock::monotonic(),
+            attempts: 0,
+            stamp,
+            records_count,
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_its_first_stamp_across_epoch_bumps() {
+        // (stamp before, the partition's next sequence, records, stamp after, next sequence
+        // after), with the producer now at id 7, epoch 2.
+        type Stamp = Option<(i64, i16, i32)>;
+        let cases: &[(Stamp, Option<i32>, i32, (i64, i16, i32), i32)] = &[
+            // Never sent: the current epoch and the partition's next sequence.
+            (None, None, 3, (7, 2, 0), 3),
+            (None, Some(10), 1, (7, 2, 10), 11),
+            (None, Some(i32::MAX), 2, (7, 2, i32::MAX), 1),
+            // A retry under the current epoch.
+            (Some((7, 2, 4)), Some(5), 1, (7, 2, 4), 5),
+            // A retry sent before the bump (its answer lost): it may be in the log, so only
+            // its first stamp lets the broker answer it as a duplicate.
+            (Some((7, 1, 437)), None, 3, (7, 1, 437), 0),
+            (Some((7, 1, 437)), Some(2), 3, (7, 1, 437), 2),
+            // From an earlier producer id (InitProducerId before v3 gives a fresh one).
+            (Some((6, 0, 9)), None, 1, (6, 0, 9), 0),
+        ];
+        for &(before, next, records_count, want, want_next) in cases {
+            let key = ("t".to_string(), 0);
+            let mut identity = Identity {
+                producer_id: 7,
+                epoch: 2,
+                next_sequence: next.map(|n| (key.clone(), n)).into_iter().collect(),
+            };
+            let mut ready = vec![(key.clone(), sealed(records_count, before))];
+            stamp_batches(&mut identity, &mut ready);
+            let sealed = &ready[0].1;
+            let what = format!("stamp {before:?}, next {next:?}, {records_count} records");
+            assert_eq!(sealed.stamp, Some(want), "{what}");
+            let header = BatchHeader::parse(&sealed.records).unwrap();
+            assert_eq!(
+                (header.producer_id, header.producer_epoch, header.base_sequence),
+                want,
+                "{what}: the bytes carry the stamp"
+            );
+            assert_eq!(
+                identity.next_sequence.get(&key).copied().unwrap_or(0),
+                want_next,
+                "{what}"
+            );
         }
     }
 }
