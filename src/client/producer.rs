@@ -109,6 +109,23 @@ struct State {
     closed: bool,
 }
 
+impl State {
+    fn new() -> State {
+        State {
+            metadata: ClusterMetadata::default(),
+            open: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            sticky: BTreeMap::new(),
+            in_flight: 0,
+            buffered_bytes: 0,
+            flushing: 0,
+            identity: None,
+            needs_bump: false,
+            closed: false,
+        }
+    }
+}
+
 pub struct Producer {
     settings: Settings,
     config: ClientConfig,
@@ -155,19 +172,7 @@ impl Producer {
             max_request_size: config.get_or("max.request.size", 1_048_576usize)?,
             buffer_memory: config.get_or("buffer.memory", 33_554_432usize)?,
         };
-        let state = State {
-            metadata: ClusterMetadata::default(),
-            open: BTreeMap::new(),
-            queues: BTreeMap::new(),
-            sticky: BTreeMap::new(),
-            in_flight: 0,
-            buffered_bytes: 0,
-            flushing: 0,
-            identity: None,
-            needs_bump: false,
-            closed: false,
-        };
-        let state = Arc::new(Mutex::new(state));
+        let state = Arc::new(Mutex::new(State::new()));
         let wake = Arc::new(Notify::new());
         let drained = Arc::new(Notify::new());
         let sender = tokio::spawn(run_sender(
@@ -786,6 +791,63 @@ mod tests {
                 want_next,
                 "{what}"
             );
+        }
+    }
+
+    #[test]
+    fn a_batch_refused_by_sequence_loses_its_stamp_and_a_lost_answer_keeps_it() {
+        use crate::protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+        // (error code, stamp kept for the retry, bump asked for)
+        let cases: &[(i16, bool, bool)] = &[
+            (OUT_OF_ORDER_SEQUENCE_NUMBER, false, true),
+            (INVALID_PRODUCER_EPOCH, false, true),
+            (UNKNOWN_PRODUCER_ID, false, true),
+            // NOT_LEADER_OR_FOLLOWER and REQUEST_TIMED_OUT: the batch may be in the log.
+            (6, true, false),
+            (7, true, false),
+        ];
+        for &(code, kept, bump) in cases {
+            let settings = Settings {
+                acks: -1,
+                batch_size: 16_384,
+                linger: Duration::ZERO,
+                compression: Compression::None,
+                retry_backoff: Duration::ZERO,
+                retries: u32::MAX,
+                idempotent: true,
+                delivery_timeout: Duration::from_secs(120),
+                request_timeout_ms: 30_000,
+                max_request_size: 1 << 20,
+                buffer_memory: 1 << 25,
+            };
+            let state = Arc::new(Mutex::new(State::new()));
+            let key = ("t".to_string(), 0);
+            let response = ProduceResponse {
+                responses: vec![TopicProduceResponse {
+                    name: key.0.clone(),
+                    partition_responses: vec![PartitionProduceResponse {
+                        index: key.1,
+                        error_code: code,
+                        base_offset: -1,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let batch = sealed(1, Some((7, 1, 40)));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime");
+            let s = runtime.block_on(async {
+                complete(&settings, &state, vec![(key.clone(), batch)], Some(response)).await;
+                let mut s = state.lock().await;
+                let retried = s.queues.get_mut(&key).and_then(|q| q.pop_front()).expect("requeued");
+                (retried.stamp, s.needs_bump)
+            });
+            let want_stamp = kept.then_some((7, 1, 40));
+            assert_eq!(s, (want_stamp, bump), "error {code}");
         }
     }
 }
