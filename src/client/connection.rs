@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use super::ClientError;
@@ -56,16 +56,20 @@ impl Connection {
 
     /// The highest version both sides support.
     pub fn version<M: Message>(&self) -> Result<i16, ClientError> {
-        let (min, max) = self
-            .versions
-            .get(&M::API_KEY)
-            .copied()
-            .ok_or(ClientError::Unsupported(M::NAME))?;
-        let version = max.min(M::VERSION_MAX);
-        if version < min.max(M::VERSION_MIN) {
-            return Err(ClientError::Unsupported(M::NAME));
-        }
-        Ok(version)
+        version::<M>(&self.versions)
+    }
+
+    /// Splits the connection for pipelining: the writer frames and writes requests, the
+    /// reader reads their responses, which come back in the order the requests went out.
+    pub fn split(self) -> (RequestWriter, ResponseReader) {
+        let (read, write) = tokio::io::split(self.stream);
+        let writer = RequestWriter {
+            half: write,
+            client_id: self.client_id,
+            correlation_id: self.correlation_id,
+            versions: self.versions,
+        };
+        (writer, ResponseReader { half: read })
     }
 
     pub async fn request<Req: Message, Resp: Message>(&mut self, request: &Req) -> Result<(Resp, i16), ClientError> {
@@ -101,39 +105,107 @@ impl Connection {
 
     fn frame<Req: Message>(&mut self, request: &Req, version: i16) -> Result<Bytes, ClientError> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let mut w = BytesMut::with_capacity(256);
-        w.put_i32(0);
-        let header = RequestHeader {
-            request_api_key: Req::API_KEY,
-            request_api_version: version,
-            correlation_id: self.correlation_id,
-            client_id: Some(self.client_id.clone()),
-            ..Default::default()
-        };
-        header.encode(&mut w, if version >= Req::FLEXIBLE_MIN { 2 } else { 1 })?;
-        request.encode(&mut w, version)?;
-        let size = (w.len() - 4) as i32;
-        w[..4].copy_from_slice(&size.to_be_bytes());
-        Ok(w.freeze())
+        frame(&self.client_id, self.correlation_id, request, version)
     }
 
     async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).await?;
-        let size = i32::from_be_bytes(size);
-        if size < 4 || size as usize > RESPONSE_BYTES_MAX {
-            return Err(ClientError::Protocol(format!("response frame of {size} bytes")));
-        }
-        let mut body = BytesMut::with_capacity((size as usize).min(1 << 20));
-        while body.len() < size as usize {
-            let want = (size as usize - body.len()).min(1 << 20);
-            body.reserve(want);
-            if (&mut self.stream).take(want as u64).read_buf(&mut body).await? == 0 {
-                return Err(ClientError::Protocol("connection closed inside a response".into()));
-            }
-        }
-        Ok(body.freeze())
+        read_frame(&mut self.stream).await
     }
+}
+
+/// The writing half of a split connection.
+pub struct RequestWriter {
+    half: WriteHalf<TcpStream>,
+    client_id: String,
+    correlation_id: i32,
+    versions: BTreeMap<i16, (i16, i16)>,
+}
+
+impl RequestWriter {
+    /// The highest version both sides support.
+    pub fn version<M: Message>(&self) -> Result<i16, ClientError> {
+        version::<M>(&self.versions)
+    }
+
+    /// Writes one request and returns its correlation id, for the reader to match.
+    pub async fn write<Req: Message>(&mut self, request: &Req, version: i16) -> Result<i32, ClientError> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let frame = frame(&self.client_id, self.correlation_id, request, version)?;
+        self.half.write_all(&frame).await?;
+        self.half.flush().await?;
+        Ok(self.correlation_id)
+    }
+}
+
+/// The reading half of a split connection.
+pub struct ResponseReader {
+    half: ReadHalf<TcpStream>,
+}
+
+impl ResponseReader {
+    /// Reads the next response, which must answer the request with `correlation_id`.
+    pub async fn read<Req: Message, Resp: Message>(
+        &mut self,
+        version: i16,
+        correlation_id: i32,
+    ) -> Result<Resp, ClientError> {
+        let body = read_frame(&mut self.half).await?;
+        decode_response::<Req, Resp>(body, version, correlation_id)
+    }
+}
+
+fn version<M: Message>(versions: &BTreeMap<i16, (i16, i16)>) -> Result<i16, ClientError> {
+    let (min, max) = versions
+        .get(&M::API_KEY)
+        .copied()
+        .ok_or(ClientError::Unsupported(M::NAME))?;
+    let version = max.min(M::VERSION_MAX);
+    if version < min.max(M::VERSION_MIN) {
+        return Err(ClientError::Unsupported(M::NAME));
+    }
+    Ok(version)
+}
+
+fn frame<Req: Message>(
+    client_id: &str,
+    correlation_id: i32,
+    request: &Req,
+    version: i16,
+) -> Result<Bytes, ClientError> {
+    let mut w = BytesMut::with_capacity(256);
+    w.put_i32(0);
+    let header = RequestHeader {
+        request_api_key: Req::API_KEY,
+        request_api_version: version,
+        correlation_id,
+        client_id: Some(client_id.to_string()),
+        ..Default::default()
+    };
+    header.encode(&mut w, if version >= Req::FLEXIBLE_MIN { 2 } else { 1 })?;
+    request.encode(&mut w, version)?;
+    let size = (w.len() - 4) as i32;
+    w[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(w.freeze())
+}
+
+/// One response frame's body; its size is checked against `RESPONSE_BYTES_MAX` and the
+/// buffer grows with the bytes that arrive, never ahead of them by more than 1 MiB.
+async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Bytes, ClientError> {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).await?;
+    let size = i32::from_be_bytes(size);
+    if size < 4 || size as usize > RESPONSE_BYTES_MAX {
+        return Err(ClientError::Protocol(format!("response frame of {size} bytes")));
+    }
+    let mut body = BytesMut::with_capacity((size as usize).min(1 << 20));
+    while body.len() < size as usize {
+        let want = (size as usize - body.len()).min(1 << 20);
+        body.reserve(want);
+        if (&mut *stream).take(want as u64).read_buf(&mut body).await? == 0 {
+            return Err(ClientError::Protocol("connection closed inside a response".into()));
+        }
+    }
+    Ok(body.freeze())
 }
 
 /// A response frame's body (after the size): its header, whose correlation id must be the

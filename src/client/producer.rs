@@ -3,13 +3,14 @@
 //! `retry.backoff.ms` up to `retries` times within `delivery.timeout.ms`. Config names and meanings follow the
 //! Java client.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{oneshot, Mutex, Notify};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
+use super::connection::{RequestWriter, ResponseReader};
 use super::partitioner::partition_for_key;
 use super::{bootstrap, fetch_metadata, ClientConfig, ClientError, ClusterMetadata, Connection};
 use crate::protocol::messages::{
@@ -56,6 +57,9 @@ struct Settings {
     max_request_size: usize,
     /// `buffer.memory`: record bytes queued and unacknowledged; `send` waits past it.
     buffer_memory: usize,
+    /// `max.in.flight.requests.per.connection`: produce requests written to one broker and
+    /// not yet answered.
+    in_flight_max: usize,
 }
 
 /// An open batch, still taking records.
@@ -76,9 +80,14 @@ struct Sealed {
     created: tokio::time::Instant,
     /// Times this batch was retried; `retries` bounds it.
     attempts: u32,
+    /// A retry waits `retry.backoff.ms` before it is sent again.
+    retry_at: Option<tokio::time::Instant>,
     /// The (producer id, epoch, base sequence) stamped on it when first sent (idempotence).
     stamp: Option<(i64, i16, i32)>,
     records_count: i32,
+    /// Its place in the order batches were sealed: a partition's batches go out, and come
+    /// back for retries, in this order.
+    ordinal: u64,
 }
 
 /// An idempotent producer's identity and its next sequence per partition.
@@ -107,6 +116,8 @@ struct State {
     /// still carrying an older stamp: see `stamp_batches`).
     needs_bump: bool,
     closed: bool,
+    /// The ordinal the next sealed batch takes.
+    ordinals: u64,
 }
 
 impl State {
@@ -122,7 +133,13 @@ impl State {
             identity: None,
             needs_bump: false,
             closed: false,
+            ordinals: 0,
         }
+    }
+
+    fn next_ordinal(&mut self) -> u64 {
+        self.ordinals += 1;
+        self.ordinals
     }
 }
 
@@ -171,6 +188,7 @@ impl Producer {
             request_timeout_ms: config.get_or("request.timeout.ms", 30_000i32)?,
             max_request_size: config.get_or("max.request.size", 1_048_576usize)?,
             buffer_memory: config.get_or("buffer.memory", 33_554_432usize)?,
+            in_flight_max: config.get_or("max.in.flight.requests.per.connection", 5usize)?.max(1),
         };
         let state = Arc::new(Mutex::new(State::new()));
         let wake = Arc::new(Notify::new());
@@ -233,7 +251,12 @@ impl Producer {
             .is_some_and(|o| !o.builder.is_empty() && o.builder.records_bytes() + size > self.settings.batch_size);
         if overflows {
             let open = state.open.remove(&key).expect("checked above");
-            state.queues.entry(key.clone()).or_default().push_back(seal(open));
+            let ordinal = state.next_ordinal();
+            state
+                .queues
+                .entry(key.clone())
+                .or_default()
+                .push_back(seal(open, ordinal));
         }
         let open = state.open.entry(key).or_insert_with(|| Open {
             builder: RecordBatchBuilder::new(compression),
@@ -308,7 +331,6 @@ impl Producer {
 /// off without a word when other settings conflict and it was not asked for, an error
 /// when it was.
 fn idempotence(config: &ClientConfig, acks: i16, retries: u32) -> Result<bool, ClientError> {
-    // This client sends one request at a time; the setting is still checked as Java does.
     let in_flight_max: u32 = config.get_or("max.in.flight.requests.per.connection", 5)?;
     match config.get("enable.idempotence") {
         None => Ok(acks == -1 && retries > 0 && in_flight_max <= 5),
@@ -345,6 +367,15 @@ fn retriable(code: i16) -> bool {
     matches!(code, 3 | 5 | 6 | 7 | 13 | 19 | 56)
 }
 
+/// The sender: one task that moves batches from the queues into produce requests and
+/// hands the answers back. Each leader gets a pipelined connection with up to
+/// `max.in.flight.requests.per.connection` requests written and unanswered; a reader task
+/// per connection reads the answers, which come back in the order the requests went out.
+///
+/// Order within a partition: batches go out in the order they were sealed, one per request.
+/// A batch coming back for a retry goes back into its queue in that order, and a retry goes
+/// alone (nothing else of its partition in flight) so that it cannot overtake or be
+/// overtaken. An epoch bump waits until nothing is in flight.
 async fn run_sender(
     settings: Settings,
     config: ClientConfig,
@@ -352,105 +383,437 @@ async fn run_sender(
     wake: Arc<Notify>,
     drained: Arc<Notify>,
 ) {
-    let mut connections: BTreeMap<String, Connection> = BTreeMap::new();
+    let (answers, mut answered) = mpsc::unbounded_channel();
+    let idle = settings.linger.max(Duration::from_millis(1));
+    let mut sender = Sender {
+        settings,
+        config,
+        state,
+        pipelines: BTreeMap::new(),
+        flights: BTreeMap::new(),
+        requests_in_flight: 0,
+        generations: 0,
+        answers,
+    };
     loop {
-        let _ = tokio::time::timeout(settings.linger.max(Duration::from_millis(1)), wake.notified()).await;
-        let (mut ready, routes) = take_ready(&settings, &state).await;
-        if ready.is_empty() {
-            continue;
-        }
-        if settings.idempotent {
-            if let Err(e) = ensure_identity(&config, &state).await {
-                for (key, sealed) in ready {
-                    retry_or_fail(&settings, &state, key, sealed, ClientError::Protocol(e.to_string())).await;
-                }
-                continue;
-            }
-            stamp(&state, &mut ready).await;
-        }
-        // One produce request per leader, with one batch per partition.
-        let mut by_leader: BTreeMap<String, Vec<((String, i32), Sealed)>> = BTreeMap::new();
-        for (key, sealed) in ready {
-            match routes.get(&key) {
-                Some(address) => by_leader.entry(address.clone()).or_default().push((key, sealed)),
-                None => {
-                    retry_or_fail(
-                        &settings,
-                        &state,
-                        key,
-                        sealed,
-                        ClientError::Kafka(5, "no leader".into()),
-                    )
-                    .await
+        tokio::select! {
+            answer = answered.recv() => {
+                if let Some(answer) = answer {
+                    sender.answer(answer).await;
                 }
             }
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(idle) => {}
         }
-        for (address, batches) in by_leader {
-            match send_to(&settings, &config, &mut connections, &address, &batches).await {
-                Ok(response) => complete(&settings, &state, batches, response).await,
-                Err(e) => {
-                    connections.remove(&address);
-                    refresh_metadata(&config, &state).await;
-                    for (key, sealed) in batches {
-                        retry_or_fail(&settings, &state, key, sealed, ClientError::Protocol(e.to_string())).await;
+        while let Ok(answer) = answered.try_recv() {
+            sender.answer(answer).await;
+        }
+        sender.send_ready().await;
+        // Wakes flushes (which check for nothing in flight) and sends waiting for buffer space.
+        drained.notify_waiters();
+    }
+}
+
+/// A produce request written to a leader and not yet answered.
+struct Pending {
+    correlation_id: i32,
+    version: i16,
+    batches: Vec<((String, i32), Sealed)>,
+}
+
+/// A request's batches back from a connection's reader task, with the answer.
+struct Answered {
+    address: String,
+    generation: u64,
+    batches: Vec<((String, i32), Sealed)>,
+    result: Result<ProduceResponse, ClientError>,
+}
+
+/// A pipelined connection to one leader.
+struct Pipeline {
+    writer: RequestWriter,
+    /// To the reader task, in the order the requests were written.
+    pending: mpsc::UnboundedSender<Pending>,
+    requests_in_flight: usize,
+    /// Tells this connection's answers from those of an earlier one to the same address.
+    generation: u64,
+}
+
+/// A partition's batches in flight, by the ordinal each was sealed with.
+#[derive(Debug, Default)]
+struct Flight {
+    ordinals: BTreeSet<u64>,
+    /// One of them is a retry, which goes alone: nothing more is sent until it is answered.
+    retrying: bool,
+}
+
+struct Sender {
+    settings: Settings,
+    config: ClientConfig,
+    state: Arc<Mutex<State>>,
+    pipelines: BTreeMap<String, Pipeline>,
+    flights: BTreeMap<(String, i32), Flight>,
+    requests_in_flight: usize,
+    generations: u64,
+    answers: mpsc::UnboundedSender<Answered>,
+}
+
+impl Sender {
+    /// Sends every batch that is ready and has room in flight.
+    async fn send_ready(&mut self) {
+        // Each round writes at most one request per leader, so this many rounds can fill
+        // every connection.
+        for _ in 0..self.settings.in_flight_max {
+            if self.settings.idempotent {
+                let (missing, bump, waiting) = {
+                    let s = self.state.lock().await;
+                    let waiting = !s.open.is_empty() || s.queues.values().any(|q| !q.is_empty());
+                    (s.identity.is_none(), s.needs_bump, waiting)
+                };
+                if (missing || bump) && (self.requests_in_flight > 0 || !waiting) {
+                    // A bump waits until nothing is in flight: every stamped batch is then
+                    // answered or back in its queue, at the front of its partition.
+                    return;
+                }
+                if missing || bump {
+                    if let Err(e) = ensure_identity(&self.config, &self.state).await {
+                        let ready = self.take_ready().await;
+                        for (key, sealed) in ready {
+                            retry_or_fail(
+                                &self.settings,
+                                &self.state,
+                                key,
+                                sealed,
+                                ClientError::Protocol(e.to_string()),
+                            )
+                            .await;
+                        }
+                        return;
                     }
                 }
             }
+            let ready = self.take_ready().await;
+            if ready.is_empty() {
+                return;
+            }
+            let routes: BTreeMap<(String, i32), String> = {
+                let s = self.state.lock().await;
+                ready
+                    .iter()
+                    .filter_map(|(k, _)| s.metadata.leader_address(&k.0, k.1).map(|a| (k.clone(), a.to_string())))
+                    .collect()
+            };
+            // One produce request per leader, with one batch per partition.
+            let mut by_leader: BTreeMap<String, Vec<((String, i32), Sealed)>> = BTreeMap::new();
+            let mut retried = false;
+            for (key, sealed) in ready {
+                match routes.get(&key) {
+                    Some(address) => by_leader.entry(address.clone()).or_default().push((key, sealed)),
+                    None => {
+                        retried = true;
+                        retry_or_fail(
+                            &self.settings,
+                            &self.state,
+                            key,
+                            sealed,
+                            ClientError::Kafka(5, "no leader".into()),
+                        )
+                        .await
+                    }
+                }
+            }
+            for (address, batches) in by_leader {
+                retried |= !self.send_to(&address, batches).await;
+            }
+            if retried {
+                // Whatever failed waits for its backoff; the next wake-up sends the rest.
+                return;
+            }
         }
-        // Wakes flushes (which check for nothing in flight) and sends waiting for buffer space.
-        drained.notify_waiters();
-        let s = state.lock().await;
-        if s.in_flight > 0 && (!s.open.is_empty() || s.queues.values().any(|q| !q.is_empty())) {
-            wake.notify_one();
+    }
+
+    /// The batches to send now (see `take_ready`), stamped if the producer is idempotent.
+    async fn take_ready(&mut self) -> Vec<((String, i32), Sealed)> {
+        let full: BTreeSet<String> = self
+            .pipelines
+            .iter()
+            .filter(|(_, p)| p.requests_in_flight >= self.settings.in_flight_max)
+            .map(|(a, _)| a.clone())
+            .collect();
+        let mut s = self.state.lock().await;
+        let mut ready = take_ready(&self.settings, &mut s, &self.flights, &full, clock::monotonic());
+        if self.settings.idempotent && !ready.is_empty() {
+            if let Some(identity) = s.identity.as_mut() {
+                stamp_batches(identity, &mut ready);
+            }
+        }
+        ready
+    }
+
+    /// Writes one produce request to a leader; false if its batches went back for a retry.
+    async fn send_to(&mut self, address: &str, batches: Vec<((String, i32), Sealed)>) -> bool {
+        let timeout = self.config.request_timeout().unwrap_or(Duration::from_secs(30));
+        if !self.pipelines.contains_key(address) {
+            match Connection::connect(address, &self.config.client_id(), timeout).await {
+                Ok(connection) => self.open_pipeline(address, connection, timeout),
+                Err(e) => {
+                    self.retry_all(batches, e).await;
+                    return false;
+                }
+            }
+        }
+        let request = produce_request(&self.settings, &batches);
+        let pipeline = self.pipelines.get_mut(address).expect("opened above");
+        let written = match pipeline.writer.version::<ProduceRequest>() {
+            Ok(version) => match tokio::time::timeout(timeout, pipeline.writer.write(&request, version)).await {
+                Ok(Ok(correlation_id)) => Ok((correlation_id, version)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(ClientError::Timeout("writing Produce".into())),
+            },
+            Err(e) => Err(e),
+        };
+        let (correlation_id, version) = match written {
+            Ok(written) => written,
+            Err(e) => {
+                self.pipelines.remove(address);
+                self.retry_all(batches, e).await;
+                return false;
+            }
+        };
+        if self.settings.acks == 0 {
+            // Nothing comes back: the records count as sent, at unknown offsets.
+            complete(&self.settings, &self.state, &self.flights, batches, None).await;
+            return true;
+        }
+        for (key, sealed) in &batches {
+            let flight = self.flights.entry(key.clone()).or_default();
+            flight.ordinals.insert(sealed.ordinal);
+            flight.retrying |= sealed.attempts > 0;
+        }
+        let pending = Pending {
+            correlation_id,
+            version,
+            batches,
+        };
+        match pipeline.pending.send(pending) {
+            Ok(()) => {
+                pipeline.requests_in_flight += 1;
+                self.requests_in_flight += 1;
+                true
+            }
+            Err(mpsc::error::SendError(pending)) => {
+                // The reader task is gone: the connection is of no more use.
+                self.pipelines.remove(address);
+                self.land(&pending.batches);
+                self.retry_all(pending.batches, ClientError::Protocol("connection lost".into()))
+                    .await;
+                false
+            }
+        }
+    }
+
+    fn open_pipeline(&mut self, address: &str, connection: Connection, timeout: Duration) {
+        self.generations += 1;
+        let (writer, reader) = connection.split();
+        let (pending, requests) = mpsc::unbounded_channel();
+        tokio::spawn(read_answers(
+            address.to_string(),
+            self.generations,
+            reader,
+            requests,
+            self.answers.clone(),
+            timeout,
+        ));
+        let pipeline = Pipeline {
+            writer,
+            pending,
+            requests_in_flight: 0,
+            generation: self.generations,
+        };
+        self.pipelines.insert(address.to_string(), pipeline);
+    }
+
+    /// A request's answer, or its connection's failure.
+    async fn answer(&mut self, answered: Answered) {
+        self.requests_in_flight -= 1;
+        let current = self
+            .pipelines
+            .get(&answered.address)
+            .is_some_and(|p| p.generation == answered.generation);
+        if current {
+            let pipeline = self.pipelines.get_mut(&answered.address).expect("checked");
+            pipeline.requests_in_flight -= 1;
+        }
+        self.land(&answered.batches);
+        match answered.result {
+            Ok(response) => {
+                let stale = complete(
+                    &self.settings,
+                    &self.state,
+                    &self.flights,
+                    answered.batches,
+                    Some(response),
+                )
+                .await;
+                if stale {
+                    refresh_metadata(&self.config, &self.state).await;
+                }
+            }
+            Err(e) => {
+                // The first failure of a connection closes it; the requests written after
+                // this one fail with it, in order, and go back to their queues behind it.
+                if current {
+                    self.pipelines.remove(&answered.address);
+                    refresh_metadata(&self.config, &self.state).await;
+                }
+                for (key, sealed) in answered.batches {
+                    retry_or_fail(
+                        &self.settings,
+                        &self.state,
+                        key,
+                        sealed,
+                        ClientError::Protocol(e.to_string()),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
+    /// Batches no longer in flight.
+    fn land(&mut self, batches: &[((String, i32), Sealed)]) {
+        for (key, sealed) in batches {
+            if let Some(flight) = self.flights.get_mut(key) {
+                flight.ordinals.remove(&sealed.ordinal);
+                if flight.ordinals.is_empty() {
+                    self.flights.remove(key);
+                }
+            }
+        }
+    }
+
+    async fn retry_all(&mut self, batches: Vec<((String, i32), Sealed)>, error: ClientError) {
+        refresh_metadata(&self.config, &self.state).await;
+        for (key, sealed) in batches {
+            retry_or_fail(
+                &self.settings,
+                &self.state,
+                key,
+                sealed,
+                ClientError::Protocol(error.to_string()),
+            )
+            .await;
         }
     }
 }
 
-/// The oldest sealed batch of each partition; for a partition with none waiting, its open
-/// batch if it is full, has lingered, or is flushed. One batch per partition per request,
-/// so batches of a partition go in order.
-async fn take_ready(
-    settings: &Settings,
-    state: &Arc<Mutex<State>>,
-) -> (Vec<((String, i32), Sealed)>, BTreeMap<(String, i32), String>) {
-    let mut state = state.lock().await;
-    let now = clock::monotonic();
-    let flushing = state.flushing > 0;
-    let mut ready: Vec<((String, i32), Sealed)> = Vec::new();
-    for (key, queue) in state.queues.iter_mut() {
-        if let Some(sealed) = queue.pop_front() {
-            ready.push((key.clone(), sealed));
+/// A connection's reader task: reads the answer to each request written, in order, and
+/// hands it to the sender. After the first failure every later request fails the same way
+/// (the sender closes the connection when it sees the first).
+async fn read_answers(
+    address: String,
+    generation: u64,
+    mut reader: ResponseReader,
+    mut requests: mpsc::UnboundedReceiver<Pending>,
+    answers: mpsc::UnboundedSender<Answered>,
+    timeout: Duration,
+) {
+    let mut broken: Option<String> = None;
+    while let Some(pending) = requests.recv().await {
+        let result = match &broken {
+            Some(e) => Err(ClientError::Protocol(e.clone())),
+            None => {
+                let read = reader.read::<ProduceRequest, ProduceResponse>(pending.version, pending.correlation_id);
+                match tokio::time::timeout(timeout, read).await {
+                    Ok(Ok(response)) => Ok(response),
+                    Ok(Err(e)) => {
+                        broken = Some(e.to_string());
+                        Err(e)
+                    }
+                    Err(_) => {
+                        broken = Some("Produce timed out".into());
+                        Err(ClientError::Timeout("Produce".into()))
+                    }
+                }
+            }
+        };
+        let answer = Answered {
+            address: address.clone(),
+            generation,
+            batches: pending.batches,
+            result,
+        };
+        if answers.send(answer).is_err() {
+            return;
         }
     }
-    state.queues.retain(|_, q| !q.is_empty());
-    let keys: Vec<(String, i32)> = state
+}
+
+/// The batches to send now, one per partition at most, in each partition's order:
+/// - the front of a partition's queue (a retry only once its backoff passed and nothing of
+///   its partition is in flight);
+/// - for a partition with nothing queued, its open batch if it is full, has lingered, or
+///   is flushed;
+///
+/// and none for a partition that has a retry in flight, or `in_flight_max` batches, or
+/// whose leader's connection is full.
+fn take_ready(
+    settings: &Settings,
+    state: &mut State,
+    flights: &BTreeMap<(String, i32), Flight>,
+    full: &BTreeSet<String>,
+    now: tokio::time::Instant,
+) -> Vec<((String, i32), Sealed)> {
+    let flushing = state.flushing > 0;
+    let may_send = |key: &(String, i32), retry: bool| -> bool {
+        let room = match flights.get(key) {
+            None => true,
+            Some(flight) => !retry && !flight.retrying && flight.ordinals.len() < settings.in_flight_max,
+        };
+        room && state
+            .metadata
+            .leader_address(&key.0, key.1)
+            .is_none_or(|leader| !full.contains(leader))
+    };
+    let queued: Vec<(String, i32)> = state
+        .queues
+        .iter()
+        .filter(|(key, queue)| match queue.front() {
+            None => false,
+            Some(front) => {
+                let retry = front.attempts > 0;
+                front.retry_at.is_none_or(|at| at <= now) && may_send(key, retry)
+            }
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    let opened: Vec<(String, i32)> = state
         .open
         .iter()
-        .filter(|(k, o)| {
-            !ready.iter().any(|(r, _)| r == *k)
+        .filter(|(key, open)| {
+            state.queues.get(*key).is_none_or(|q| q.is_empty())
                 && (flushing
-                    || o.builder.records_bytes() >= settings.batch_size
-                    || now.duration_since(o.created) >= settings.linger)
+                    || open.builder.records_bytes() >= settings.batch_size
+                    || now.duration_since(open.created) >= settings.linger)
+                && may_send(key, false)
         })
-        .map(|(k, _)| k.clone())
+        .map(|(key, _)| key.clone())
         .collect();
-    for key in keys {
-        let open = state.open.remove(&key).expect("listed");
-        ready.push((key, seal(open)));
+    let mut ready = Vec::with_capacity(queued.len() + opened.len());
+    for key in queued {
+        let sealed = state.queues.get_mut(&key).and_then(|q| q.pop_front()).expect("listed");
+        ready.push((key, sealed));
     }
-    let routes = ready
-        .iter()
-        .filter_map(|(k, _)| {
-            state
-                .metadata
-                .leader_address(&k.0, k.1)
-                .map(|a| (k.clone(), a.to_string()))
-        })
-        .collect();
-    (ready, routes)
+    state.queues.retain(|_, q| !q.is_empty());
+    for key in opened {
+        let open = state.open.remove(&key).expect("listed");
+        let ordinal = state.next_ordinal();
+        ready.push((key, seal(open, ordinal)));
+    }
+    ready
 }
 
-fn seal(open: Open) -> Sealed {
+fn seal(open: Open, ordinal: u64) -> Sealed {
     let records_count = open.builder.len();
     Sealed {
         records: open.builder.build().freeze(),
@@ -459,8 +822,10 @@ fn seal(open: Open) -> Sealed {
         waiters: open.waiters,
         created: open.created,
         attempts: 0,
+        retry_at: None,
         stamp: None,
         records_count,
+        ordinal,
     }
 }
 
@@ -502,20 +867,14 @@ async fn ensure_identity(config: &ClientConfig, state: &Arc<Mutex<State>>) -> Re
     Ok(())
 }
 
-/// Stamps each batch with the producer id, epoch and the partition's next sequence.
-async fn stamp(state: &Arc<Mutex<State>>, ready: &mut [((String, i32), Sealed)]) {
-    let mut s = state.lock().await;
-    let identity = s.identity.as_mut().expect("ensured before stamping");
-    stamp_batches(identity, ready);
-}
-
 /// A batch stamped before keeps its stamp, even from an older epoch: it may be in the log
 /// already (its answer was lost), and only its first stamp lets the broker recognise the
 /// retry as a duplicate. Restamped under a new epoch, it would be appended a second time.
-/// The partition's new sequence starts behind it: it stays at the front of its queue, alone
-/// in flight, until it is answered. (The Java client, too, keeps a partition on its old
-/// epoch while such batches are in flight.) A batch the broker refused by sequence has its
-/// stamp removed (`complete`), as it is certainly not in the log.
+/// The partition's new sequence starts behind it: a retry goes back into its queue in seal
+/// order and goes alone, and the bump waited for every request in flight to be answered.
+/// (The Java client, too, keeps a partition on its old epoch while such batches are in
+/// flight.) A batch the broker refused by sequence has its stamp removed (`complete`), as
+/// it is certainly not in the log.
 fn stamp_batches(identity: &mut Identity, ready: &mut [((String, i32), Sealed)]) {
     for (key, sealed) in ready.iter_mut() {
         if sealed.stamp.is_some() {
@@ -531,18 +890,7 @@ fn stamp_batches(identity: &mut Identity, ready: &mut [((String, i32), Sealed)])
     }
 }
 
-async fn send_to(
-    settings: &Settings,
-    config: &ClientConfig,
-    connections: &mut BTreeMap<String, Connection>,
-    address: &str,
-    batches: &[((String, i32), Sealed)],
-) -> Result<Option<ProduceResponse>, ClientError> {
-    if !connections.contains_key(address) {
-        let connection = Connection::connect(address, &config.client_id(), config.request_timeout()?).await?;
-        connections.insert(address.to_string(), connection);
-    }
-    let connection = connections.get_mut(address).expect("inserted above");
+fn produce_request(settings: &Settings, batches: &[((String, i32), Sealed)]) -> ProduceRequest {
     let mut topics: BTreeMap<&str, Vec<produce_request::PartitionProduceData>> = BTreeMap::new();
     for ((topic, partition), sealed) in batches {
         let data = produce_request::PartitionProduceData {
@@ -552,7 +900,7 @@ async fn send_to(
         };
         topics.entry(topic).or_default().push(data);
     }
-    let request = ProduceRequest {
+    ProduceRequest {
         acks: settings.acks,
         timeout_ms: settings.request_timeout_ms,
         topic_data: topics
@@ -564,20 +912,19 @@ async fn send_to(
             })
             .collect(),
         ..Default::default()
-    };
-    if settings.acks == 0 {
-        connection.send_only(&request).await?;
-        return Ok(None);
     }
-    Ok(Some(connection.request(&request).await?.0))
 }
 
+/// Settles each batch of an answered request (or, with acks=0, of a request written):
+/// acknowledged, back to its queue for a retry, or failed. True if an error says the
+/// client's metadata is stale (a leader moved or a partition is unknown).
 async fn complete(
     settings: &Settings,
     state: &Arc<Mutex<State>>,
+    flights: &BTreeMap<(String, i32), Flight>,
     batches: Vec<((String, i32), Sealed)>,
     response: Option<ProduceResponse>,
-) {
+) -> bool {
     let mut answers: BTreeMap<(String, i32), (i16, i64, i64)> = BTreeMap::new();
     for topic in response.iter().flat_map(|r| &r.responses) {
         for p in &topic.partition_responses {
@@ -587,6 +934,7 @@ async fn complete(
             );
         }
     }
+    let mut stale = false;
     for (key, sealed) in batches {
         // acks=0: nothing comes back; the records count as sent, at unknown offsets.
         let answer = if response.is_none() {
@@ -616,18 +964,35 @@ async fn complete(
                 s.in_flight -= n;
                 s.buffered_bytes -= bytes;
             }
-            // The broker's sequence state and ours disagree (it lost batches in a crash, or
-            // expired us): bump the epoch and send again from sequence 0. The broker refused
-            // this batch, so it is not in the log: it takes a new stamp.
+            // The broker refused the batch by its sequence or epoch, so it is not in the
+            // log. If an earlier batch of its partition is still unsettled (in flight, or
+            // back in the queue after an error), that gap is the likely cause: the batch
+            // keeps its stamp and follows the earlier one again. Otherwise the broker's
+            // sequence state and ours disagree (it lost batches in a crash, or expired us):
+            // bump the epoch and send it again from sequence 0, with a new stamp.
             Some((code @ (OUT_OF_ORDER_SEQUENCE_NUMBER | INVALID_PRODUCER_EPOCH | UNKNOWN_PRODUCER_ID), _, _))
                 if settings.idempotent =>
             {
-                state.lock().await.needs_bump = true;
                 let mut sealed = sealed;
-                sealed.stamp = None;
+                let behind = {
+                    let s = state.lock().await;
+                    let in_flight = flights
+                        .get(&key)
+                        .is_some_and(|f| f.ordinals.first().is_some_and(|&o| o < sealed.ordinal));
+                    let queued = s
+                        .queues
+                        .get(&key)
+                        .is_some_and(|q| q.front().is_some_and(|b| b.ordinal < sealed.ordinal));
+                    in_flight || queued
+                };
+                if !behind {
+                    state.lock().await.needs_bump = true;
+                    sealed.stamp = None;
+                }
                 retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into())).await
             }
             Some((code, _, _)) if retriable(code) => {
+                stale |= matches!(code, 3 | 5 | 6);
                 retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into())).await
             }
             Some((code, _, _)) => {
@@ -648,8 +1013,11 @@ async fn complete(
             }
         }
     }
+    stale
 }
 
+/// Puts a batch back into its partition's queue, in seal order, to be sent again after
+/// `retry.backoff.ms`; or fails it when its retries or `delivery.timeout.ms` run out.
 async fn retry_or_fail(
     settings: &Settings,
     state: &Arc<Mutex<State>>,
@@ -658,14 +1026,21 @@ async fn retry_or_fail(
     error: ClientError,
 ) {
     sealed.attempts += 1;
+    let now = clock::monotonic();
     if sealed.attempts > settings.retries
-        || clock::monotonic().duration_since(sealed.created) + settings.retry_backoff >= settings.delivery_timeout
+        || now.duration_since(sealed.created) + settings.retry_backoff >= settings.delivery_timeout
     {
         fail(state, sealed, error).await;
         return;
     }
-    tokio::time::sleep(settings.retry_backoff).await;
-    state.lock().await.queues.entry(key).or_default().push_front(sealed);
+    sealed.retry_at = Some(now + settings.retry_backoff);
+    let mut s = state.lock().await;
+    let queue = s.queues.entry(key).or_default();
+    let at = queue
+        .iter()
+        .position(|b| b.ordinal > sealed.ordinal)
+        .unwrap_or(queue.len());
+    queue.insert(at, sealed);
 }
 
 async fn fail(state: &Arc<Mutex<State>>, sealed: Sealed, error: ClientError) {
@@ -744,8 +1119,10 @@ mod tests {
             waiters: Vec::new(),
             created: clock::monotonic(),
             attempts: 0,
+            retry_at: None,
             stamp,
             records_count,
+            ordinal: 1,
         }
     }
 
@@ -794,34 +1171,81 @@ mod tests {
         }
     }
 
+    fn test_settings() -> Settings {
+        Settings {
+            acks: -1,
+            batch_size: 16_384,
+            linger: Duration::from_millis(5),
+            compression: Compression::None,
+            retry_backoff: Duration::from_millis(100),
+            retries: u32::MAX,
+            idempotent: true,
+            delivery_timeout: Duration::from_secs(120),
+            request_timeout_ms: 30_000,
+            max_request_size: 1 << 20,
+            buffer_memory: 1 << 25,
+            in_flight_max: 3,
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime")
+    }
+
+    fn with_ordinal(mut batch: Sealed, ordinal: u64) -> Sealed {
+        batch.ordinal = ordinal;
+        batch
+    }
+
     #[test]
-    fn a_batch_refused_by_sequence_loses_its_stamp_and_a_lost_answer_keeps_it() {
+    fn a_batch_refused_by_sequence_loses_its_stamp_unless_an_earlier_batch_is_unsettled() {
         use crate::protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-        // (error code, stamp kept for the retry, bump asked for)
-        let cases: &[(i16, bool, bool)] = &[
-            (OUT_OF_ORDER_SEQUENCE_NUMBER, false, true),
-            (INVALID_PRODUCER_EPOCH, false, true),
-            (UNKNOWN_PRODUCER_ID, false, true),
+        // Where an earlier batch (ordinal 1) of the partition is while batch 2's answer
+        // comes back.
+        #[derive(Clone, Copy, Debug)]
+        enum Earlier {
+            Settled,
+            InFlight,
+            Queued,
+        }
+        // (error code, where the earlier batch is, stamp kept for the retry, bump asked for)
+        let cases: &[(i16, Earlier, bool, bool)] = &[
+            (OUT_OF_ORDER_SEQUENCE_NUMBER, Earlier::Settled, false, true),
+            (INVALID_PRODUCER_EPOCH, Earlier::Settled, false, true),
+            (UNKNOWN_PRODUCER_ID, Earlier::Settled, false, true),
+            // The gap before it is the earlier batch's: it follows that one again as it was.
+            (OUT_OF_ORDER_SEQUENCE_NUMBER, Earlier::InFlight, true, false),
+            (OUT_OF_ORDER_SEQUENCE_NUMBER, Earlier::Queued, true, false),
+            (UNKNOWN_PRODUCER_ID, Earlier::Queued, true, false),
             // NOT_LEADER_OR_FOLLOWER and REQUEST_TIMED_OUT: the batch may be in the log.
-            (6, true, false),
-            (7, true, false),
+            (6, Earlier::Settled, true, false),
+            (7, Earlier::Settled, true, false),
+            (7, Earlier::Queued, true, false),
         ];
-        for &(code, kept, bump) in cases {
-            let settings = Settings {
-                acks: -1,
-                batch_size: 16_384,
-                linger: Duration::ZERO,
-                compression: Compression::None,
-                retry_backoff: Duration::ZERO,
-                retries: u32::MAX,
-                idempotent: true,
-                delivery_timeout: Duration::from_secs(120),
-                request_timeout_ms: 30_000,
-                max_request_size: 1 << 20,
-                buffer_memory: 1 << 25,
-            };
+        for &(code, earlier, kept, bump) in cases {
+            let settings = test_settings();
             let state = Arc::new(Mutex::new(State::new()));
             let key = ("t".to_string(), 0);
+            let mut flights = BTreeMap::new();
+            match earlier {
+                Earlier::Settled => {}
+                Earlier::InFlight => {
+                    flights.insert(
+                        key.clone(),
+                        Flight {
+                            ordinals: [1].into(),
+                            retrying: false,
+                        },
+                    );
+                }
+                Earlier::Queued => {
+                    let queue = VecDeque::from([with_ordinal(sealed(1, Some((7, 1, 39))), 1)]);
+                    state.try_lock().expect("no one else").queues.insert(key.clone(), queue);
+                }
+            }
             let response = ProduceResponse {
                 responses: vec![TopicProduceResponse {
                     name: key.0.clone(),
@@ -835,19 +1259,249 @@ mod tests {
                 }],
                 ..Default::default()
             };
-            let batch = sealed(1, Some((7, 1, 40)));
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .expect("runtime");
-            let s = runtime.block_on(async {
-                complete(&settings, &state, vec![(key.clone(), batch)], Some(response)).await;
-                let mut s = state.lock().await;
-                let retried = s.queues.get_mut(&key).and_then(|q| q.pop_front()).expect("requeued");
-                (retried.stamp, s.needs_bump)
+            let batch = with_ordinal(sealed(1, Some((7, 1, 40))), 2);
+            let got = runtime().block_on(async {
+                complete(&settings, &state, &flights, vec![(key.clone(), batch)], Some(response)).await;
+                let s = state.lock().await;
+                let retried = s.queues.get(&key).and_then(|q| q.back()).expect("requeued");
+                (retried.ordinal, retried.stamp, s.needs_bump)
             });
             let want_stamp = kept.then_some((7, 1, 40));
-            assert_eq!(s, (want_stamp, bump), "error {code}");
+            assert_eq!(got, (2, want_stamp, bump), "error {code}, earlier batch {earlier:?}");
+        }
+    }
+
+    #[test]
+    fn a_retry_goes_back_into_its_queue_in_seal_order() {
+        // (ordinals queued, ordinal retried, queue after)
+        let cases: &[(&[u64], u64, &[u64])] = &[
+            (&[], 4, &[4]),
+            (&[3, 5], 4, &[3, 4, 5]),
+            (&[3, 5], 1, &[1, 3, 5]),
+            (&[3, 5], 9, &[3, 5, 9]),
+            (&[2, 3, 4], 1, &[1, 2, 3, 4]),
+        ];
+        for &(queued, retried, want) in cases {
+            let settings = test_settings();
+            let state = Arc::new(Mutex::new(State::new()));
+            let key = ("t".to_string(), 0);
+            let queue = queued.iter().map(|&o| with_ordinal(sealed(1, None), o)).collect();
+            state.try_lock().expect("no one else").queues.insert(key.clone(), queue);
+            let got: Vec<u64> = runtime().block_on(async {
+                let batch = with_ordinal(sealed(1, None), retried);
+                retry_or_fail(&settings, &state, key.clone(), batch, ClientError::Kafka(7, "t".into())).await;
+                let s = state.lock().await;
+                s.queues[&key].iter().map(|b| b.ordinal).collect()
+            });
+            assert_eq!(got, want, "queued {queued:?}, retried {retried}");
+        }
+    }
+
+    #[test]
+    fn take_ready_keeps_each_partition_in_order_and_within_its_limits() {
+        struct Case {
+            what: &'static str,
+            /// Ordinals queued for the partition; a negative one is a retry still in its
+            /// backoff, and `attempts` marks the rest as retries or not.
+            queued: &'static [i64],
+            attempts: u32,
+            /// An open batch: its records' bytes and whether it has lingered.
+            open: Option<(usize, bool)>,
+            /// Ordinals in flight, and whether one is a retry.
+            in_flight: &'static [u64],
+            retrying: bool,
+            leader_full: bool,
+            flushing: bool,
+            /// The ordinal taken (100 for the open batch, sealed now), if any.
+            want: Option<u64>,
+        }
+        let base = Case {
+            what: "",
+            queued: &[],
+            attempts: 0,
+            open: None,
+            in_flight: &[],
+            retrying: false,
+            leader_full: false,
+            flushing: false,
+            want: None,
+        };
+        let cases = [
+            Case {
+                what: "the oldest queued batch",
+                queued: &[1, 2],
+                want: Some(1),
+                ..base
+            },
+            Case {
+                what: "pipelined behind batches in flight",
+                queued: &[3],
+                in_flight: &[1, 2],
+                want: Some(3),
+                ..base
+            },
+            Case {
+                what: "in_flight_max reached",
+                queued: &[4],
+                in_flight: &[1, 2, 3],
+                ..base
+            },
+            Case {
+                what: "the leader's connection is full",
+                queued: &[1],
+                leader_full: true,
+                ..base
+            },
+            Case {
+                what: "a retry waits for the partition's flight to land",
+                queued: &[2],
+                attempts: 1,
+                in_flight: &[3],
+                ..base
+            },
+            Case {
+                what: "a retry goes when nothing is in flight",
+                queued: &[2, 3],
+                attempts: 1,
+                want: Some(2),
+                ..base
+            },
+            Case {
+                what: "a retry in its backoff",
+                queued: &[-2],
+                attempts: 1,
+                ..base
+            },
+            Case {
+                what: "nothing follows a retry in flight",
+                queued: &[3],
+                in_flight: &[2],
+                retrying: true,
+                ..base
+            },
+            Case {
+                what: "a full open batch",
+                open: Some((16_384, false)),
+                want: Some(100),
+                ..base
+            },
+            Case {
+                what: "a lingered open batch",
+                open: Some((10, true)),
+                want: Some(100),
+                ..base
+            },
+            Case {
+                what: "an open batch still lingering",
+                open: Some((10, false)),
+                ..base
+            },
+            Case {
+                what: "an open batch when flushing",
+                open: Some((10, false)),
+                flushing: true,
+                want: Some(100),
+                ..base
+            },
+            Case {
+                what: "an open batch behind a queued one",
+                queued: &[1],
+                open: Some((16_384, true)),
+                want: Some(1),
+                ..base
+            },
+            Case {
+                what: "an open batch behind a blocked retry",
+                queued: &[-1],
+                attempts: 1,
+                open: Some((16_384, true)),
+                ..base
+            },
+            Case {
+                what: "an open batch pipelined",
+                open: Some((16_384, true)),
+                in_flight: &[1, 2],
+                want: Some(100),
+                ..base
+            },
+            Case {
+                what: "an open batch past in_flight_max",
+                open: Some((16_384, true)),
+                in_flight: &[1, 2, 3],
+                ..base
+            },
+        ];
+        let settings = test_settings();
+        let key = ("t".to_string(), 0);
+        for case in &cases {
+            let now = clock::monotonic() + Duration::from_secs(1);
+            let mut state = State::new();
+            state.ordinals = 99;
+            state.metadata.brokers.insert(1, "leader:9092".into());
+            state.metadata.topics.insert("t".into(), [(0, 1)].into());
+            state.flushing = case.flushing as usize;
+            let queue: VecDeque<Sealed> = case
+                .queued
+                .iter()
+                .map(|&o| {
+                    let mut b = with_ordinal(sealed(1, None), o.unsigned_abs());
+                    b.attempts = case.attempts;
+                    if b.attempts > 0 {
+                        let backoff = if o < 0 {
+                            Duration::from_millis(50)
+                        } else {
+                            Duration::ZERO
+                        };
+                        b.retry_at = Some(now + backoff);
+                    }
+                    b
+                })
+                .collect();
+            if !queue.is_empty() {
+                state.queues.insert(key.clone(), queue);
+            }
+            if let Some((bytes, lingered)) = case.open {
+                let mut builder = RecordBatchBuilder::new(Compression::None);
+                builder.append(0, None, Some(&vec![0u8; bytes]), &[]);
+                let created = if lingered { now - Duration::from_millis(6) } else { now };
+                state.open.insert(
+                    key.clone(),
+                    Open {
+                        builder,
+                        bytes,
+                        timestamps: vec![0],
+                        waiters: Vec::new(),
+                        created,
+                    },
+                );
+            }
+            let mut flights = BTreeMap::new();
+            if !case.in_flight.is_empty() {
+                let flight = Flight {
+                    ordinals: case.in_flight.iter().copied().collect(),
+                    retrying: case.retrying,
+                };
+                flights.insert(key.clone(), flight);
+            }
+            let full: BTreeSet<String> = case
+                .leader_full
+                .then(|| "leader:9092".to_string())
+                .into_iter()
+                .collect();
+            let ready = take_ready(&settings, &mut state, &flights, &full, now);
+            let got: Vec<u64> = ready.iter().map(|(_, b)| b.ordinal).collect();
+            assert_eq!(got, case.want.into_iter().collect::<Vec<_>>(), "{}", case.what);
+            // Whatever was not taken is still where it was.
+            let left = state.queues.get(&key).map_or(0, |q| q.len());
+            let taken_from_queue = case.want.is_some_and(|w| w != 100) as usize;
+            assert_eq!(left, case.queued.len() - taken_from_queue, "{}: queue", case.what);
+            let open_left = state.open.contains_key(&key);
+            assert_eq!(
+                open_left,
+                case.open.is_some() && case.want != Some(100),
+                "{}: open batch",
+                case.what
+            );
         }
     }
 }
