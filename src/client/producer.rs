@@ -396,7 +396,10 @@ async fn run_sender(
         answers,
     };
     loop {
+        // Biased: the order is fixed, so the simulator replays it (tokio's random branch
+        // order is not drawn from the simulator's seed).
         tokio::select! {
+            biased;
             answer = answered.recv() => {
                 if let Some(answer) = answer {
                     sender.answer(answer).await;
