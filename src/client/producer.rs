@@ -212,24 +212,38 @@ impl Producer {
 
     /// Queues a record; the returned delivery resolves when the broker acknowledges it.
     pub async fn send(&self, record: ProducerRecord) -> Result<Delivery, ClientError> {
-        let partitions = self.partition_count(&record.topic).await?;
         let timestamp = record.timestamp.unwrap_or_else(clock::now_ms);
         let (tx, rx) = oneshot::channel();
         let size = 32 + record.key.as_ref().map_or(0, |k| k.len()) + record.value.as_ref().map_or(0, |v| v.len());
+        // One lock a record in the common case: the topic is known and there is room.
         let mut state = loop {
-            let space = self.drained.notified();
-            tokio::pin!(space);
-            space.as_mut().enable();
             let state = self.state.lock().await;
+            if !state.metadata.topics.contains_key(&record.topic) {
+                drop(state);
+                self.partition_count(&record.topic).await?;
+                continue;
+            }
             if state.buffered_bytes == 0 || state.buffered_bytes + size <= self.settings.buffer_memory {
                 break state;
             }
+            // Registered before the lock is let go, so the sender's wake-up after it frees
+            // room cannot be missed.
+            let space = self.drained.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
             drop(state);
             self.wake.notify_one();
             space.await;
         };
         if state.closed {
             return Err(ClientError::Config("the producer is closed".into()));
+        }
+        let partitions = state.metadata.topics.get(&record.topic).map_or(0, |p| p.len() as i32);
+        if partitions == 0 {
+            return Err(ClientError::Kafka(
+                3,
+                format!("topic {} has no partitions", record.topic),
+            ));
         }
         let partition = match (record.partition, &record.key) {
             (Some(p), _) => p,
@@ -258,8 +272,9 @@ impl Producer {
                 .or_default()
                 .push_back(seal(open, ordinal));
         }
+        let capacity = self.settings.batch_size.max(size);
         let open = state.open.entry(key).or_insert_with(|| Open {
-            builder: RecordBatchBuilder::new(compression),
+            builder: RecordBatchBuilder::with_capacity(compression, capacity),
             bytes: 0,
             timestamps: Vec::new(),
             waiters: Vec::new(),
@@ -886,7 +901,8 @@ fn stamp_batches(identity: &mut Identity, ready: &mut [((String, i32), Sealed)])
         let sequence = identity.next_sequence.entry(key.clone()).or_insert(0);
         let base = *sequence;
         *sequence = ((base as i64 + sealed.records_count as i64) % (i32::MAX as i64 + 1)) as i32;
-        let mut bytes = bytes::BytesMut::from(&sealed.records[..]);
+        // Not a copy: the sealed batch's bytes are not shared until it is sent.
+        let mut bytes = bytes::BytesMut::from(std::mem::take(&mut sealed.records));
         record::set_producer(&mut bytes, identity.producer_id, identity.epoch, base);
         sealed.records = bytes.freeze();
         sealed.stamp = Some((identity.producer_id, identity.epoch, base));

@@ -23,11 +23,20 @@ pub struct RecordBatchBuilder {
     transactional: bool,
     control: bool,
     count: i32,
+    /// The batch header's room (`RECORD_BATCH_OVERHEAD` bytes, filled in by `build`), then
+    /// the records: an uncompressed batch is built in place, without a copy.
     records: Vec<u8>,
 }
 
 impl RecordBatchBuilder {
     pub fn new(compression: Compression) -> RecordBatchBuilder {
+        RecordBatchBuilder::with_capacity(compression, 0)
+    }
+
+    /// A builder with room for `records_bytes` of records before it grows.
+    pub fn with_capacity(compression: Compression, records_bytes: usize) -> RecordBatchBuilder {
+        let mut records = Vec::with_capacity(RECORD_BATCH_OVERHEAD + records_bytes);
+        records.resize(RECORD_BATCH_OVERHEAD, 0);
         RecordBatchBuilder {
             compression,
             base_timestamp: None,
@@ -38,7 +47,7 @@ impl RecordBatchBuilder {
             transactional: false,
             control: false,
             count: 0,
-            records: Vec::new(),
+            records,
         }
     }
 
@@ -64,7 +73,7 @@ impl RecordBatchBuilder {
 
     /// Bytes of the records so far, before compression.
     pub fn records_bytes(&self) -> usize {
-        self.records.len()
+        self.records.len() - RECORD_BATCH_OVERHEAD
     }
 
     pub fn append(
@@ -103,10 +112,14 @@ impl RecordBatchBuilder {
     /// The batch with base offset 0 and leader epoch -1; the log assigns both.
     pub fn build(self) -> BytesMut {
         assert!(self.count > 0, "a batch holds at least one record");
-        let records = if self.compression == Compression::None {
+        let mut batch = if self.compression == Compression::None {
             self.records
         } else {
-            compress(self.compression, &self.records)
+            let compressed = compress(self.compression, &self.records[RECORD_BATCH_OVERHEAD..]);
+            let mut batch = Vec::with_capacity(RECORD_BATCH_OVERHEAD + compressed.len());
+            batch.resize(RECORD_BATCH_OVERHEAD, 0);
+            batch.extend_from_slice(&compressed);
+            batch
         };
         let mut attributes = self.compression as i16;
         if self.transactional {
@@ -115,9 +128,10 @@ impl RecordBatchBuilder {
         if self.control {
             attributes |= 0x20;
         }
-        let mut out = BytesMut::with_capacity(RECORD_BATCH_OVERHEAD + records.len());
+        let records_len = batch.len() - RECORD_BATCH_OVERHEAD;
+        let mut out = Vec::with_capacity(RECORD_BATCH_OVERHEAD);
         out.extend_from_slice(&0i64.to_be_bytes());
-        out.extend_from_slice(&((RECORD_BATCH_OVERHEAD - 12 + records.len()) as i32).to_be_bytes());
+        out.extend_from_slice(&((RECORD_BATCH_OVERHEAD - 12 + records_len) as i32).to_be_bytes());
         out.extend_from_slice(&(-1i32).to_be_bytes());
         out.extend_from_slice(&[MAGIC_V2 as u8]);
         out.extend_from_slice(&0u32.to_be_bytes());
@@ -129,9 +143,11 @@ impl RecordBatchBuilder {
         out.extend_from_slice(&self.producer_epoch.to_be_bytes());
         out.extend_from_slice(&self.base_sequence.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
-        out.extend_from_slice(&records);
-        write_crc(&mut out);
-        out
+        assert_eq!(out.len(), RECORD_BATCH_OVERHEAD);
+        batch[..RECORD_BATCH_OVERHEAD].copy_from_slice(&out);
+        let mut batch = BytesMut::from(bytes::Bytes::from(batch));
+        write_crc(&mut batch);
+        batch
     }
 }
 

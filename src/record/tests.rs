@@ -166,6 +166,47 @@ fn decompression_bomb_is_corrupt_message() {
 }
 
 #[test]
+fn a_builder_counts_its_records_bytes_and_builds_the_same_batch_whatever_its_capacity() {
+    // (codec, records, capacity)
+    let cases = [
+        (Compression::None, 1, 0),
+        (Compression::None, 50, 0),
+        (Compression::None, 50, 16_384),
+        (Compression::None, 3, 10),
+        (Compression::Gzip, 20, 0),
+        (Compression::Zstd, 20, 1 << 20),
+    ];
+    for (codec, n, capacity) in cases {
+        let mut b = RecordBatchBuilder::with_capacity(codec, capacity);
+        assert_eq!(b.records_bytes(), 0);
+        let mut records_bytes = 0;
+        for i in 0..n {
+            let value = format!("value-{i}");
+            let before = b.records_bytes();
+            b.append(1_000 + i as i64, Some(b"key"), Some(value.as_bytes()), &[]);
+            records_bytes += b.records_bytes() - before;
+        }
+        let what = format!("{} x {n}, capacity {capacity}", codec.name());
+        assert_eq!(b.records_bytes(), records_bytes, "{what}");
+        let built = b.build();
+        let mut reference = RecordBatchBuilder::new(codec);
+        for i in 0..n {
+            let value = format!("value-{i}");
+            reference.append(1_000 + i as i64, Some(b"key"), Some(value.as_bytes()), &[]);
+        }
+        assert_eq!(built, reference.build(), "{what}");
+        let header = BatchHeader::parse(&built).unwrap();
+        assert_eq!(header.records_count, n, "{what}");
+        assert!(crc_matches(&built), "{what}");
+        if codec == Compression::None {
+            // Uncompressed, the batch is the header and the records as appended.
+            assert_eq!(built.len(), RECORD_BATCH_OVERHEAD + records_bytes, "{what}");
+        }
+        check(&built, AppendOrigin::Client, Ok(()));
+    }
+}
+
+#[test]
 fn duplicate_header_keys_are_kept_in_order() {
     let bytes = batch(Compression::Lz4, 1);
     let header = BatchHeader::parse(&bytes).unwrap();
