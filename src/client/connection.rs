@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use super::ClientError;
-use crate::protocol::codec::{Message, Reader};
+use crate::protocol::codec::{encode_noting_records, records_length_prefix, Message, Reader};
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
 
 /// The largest response frame the client reads.
@@ -135,6 +135,94 @@ impl RequestWriter {
         self.half.flush().await?;
         Ok(self.correlation_id)
     }
+
+    /// Writes one request whose records fields are all empty, with `records` in their
+    /// places, in the order the request encodes its records fields; the records are not
+    /// copied into the frame (a vectored write).
+    pub async fn write_with_records<Req: Message>(
+        &mut self,
+        request: &Req,
+        version: i16,
+        records: &[Bytes],
+    ) -> Result<i32, ClientError> {
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let parts = frame_with_records(&self.client_id, self.correlation_id, request, version, records)?;
+        let mut at = 0;
+        let mut offset = 0;
+        while at < parts.len() {
+            let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&parts[at][offset..])
+                .chain(parts[at + 1..].iter().map(|p| &p[..]))
+                .map(std::io::IoSlice::new)
+                .collect();
+            let mut written = self.half.write_vectored(&slices).await?;
+            if written == 0 {
+                return Err(ClientError::Protocol("connection closed while writing".into()));
+            }
+            while at < parts.len() && written >= parts[at].len() - offset {
+                written -= parts[at].len() - offset;
+                at += 1;
+                offset = 0;
+            }
+            offset += written;
+        }
+        self.half.flush().await?;
+        Ok(self.correlation_id)
+    }
+}
+
+/// A request frame in parts: the encoded request, cut where each (empty) records field
+/// was, with each of `records` and its length prefix in between.
+pub fn frame_with_records<Req: Message>(
+    client_id: &str,
+    correlation_id: i32,
+    request: &Req,
+    version: i16,
+    records: &[Bytes],
+) -> Result<Vec<Bytes>, ClientError> {
+    let mut w = BytesMut::with_capacity(256);
+    w.put_i32(0);
+    let header = RequestHeader {
+        request_api_key: Req::API_KEY,
+        request_api_version: version,
+        correlation_id,
+        client_id: Some(client_id.to_string()),
+        ..Default::default()
+    };
+    header.encode(&mut w, if version >= Req::FLEXIBLE_MIN { 2 } else { 1 })?;
+    let positions = encode_noting_records(request, &mut w, version)?;
+    if positions.len() != records.len() {
+        return Err(ClientError::Protocol(format!(
+            "{} records fields for {} records",
+            positions.len(),
+            records.len()
+        )));
+    }
+    let compact = version >= Req::FLEXIBLE_MIN;
+    let empty = records_length_prefix(0, compact)?.len();
+    let mut prefixes = Vec::with_capacity(records.len());
+    let mut size = w.len() - 4;
+    for (&at, r) in positions.iter().zip(records) {
+        if w.get(at..at + empty) != Some(&records_length_prefix(0, compact)?[..]) {
+            return Err(ClientError::Protocol("a records field to fill is not empty".into()));
+        }
+        let prefix = records_length_prefix(r.len(), compact)?.freeze();
+        size = size - empty + prefix.len() + r.len();
+        prefixes.push(prefix);
+    }
+    let size = i32::try_from(size).map_err(|_| ClientError::Protocol(format!("a request of {size} bytes")))?;
+    w[..4].copy_from_slice(&size.to_be_bytes());
+    let head = w.freeze();
+    let mut parts = Vec::with_capacity(3 * records.len() + 1);
+    let mut last = 0;
+    for ((&at, r), prefix) in positions.iter().zip(records).zip(prefixes) {
+        parts.push(head.slice(last..at));
+        parts.push(prefix);
+        parts.push(r.clone());
+        last = at + empty;
+    }
+    parts.push(head.slice(last..));
+    parts.retain(|p| !p.is_empty());
+    Ok(parts)
 }
 
 /// The reading half of a split connection.
@@ -227,4 +315,71 @@ pub fn decode_response<Req: Message, Resp: Message>(
         )));
     }
     Ok(Resp::decode(&mut r, version)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::{produce_request, ProduceRequest};
+
+    /// A produce request with these (topic, partitions' records) and the same request
+    /// with its records fields empty.
+    fn requests(topics: &[(&str, &[&[u8]])]) -> (ProduceRequest, ProduceRequest, Vec<Bytes>) {
+        let request = |fill: bool| ProduceRequest {
+            acks: -1,
+            timeout_ms: 30_000,
+            topic_data: topics
+                .iter()
+                .map(|(name, partitions)| produce_request::TopicProduceData {
+                    name: name.to_string(),
+                    partition_data: partitions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| produce_request::PartitionProduceData {
+                            index: i as i32,
+                            records: Some(if fill { Bytes::copy_from_slice(r) } else { Bytes::new() }),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let records = topics
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|r| Bytes::copy_from_slice(r)))
+            .collect();
+        (request(true), request(false), records)
+    }
+
+    #[test]
+    fn a_frame_in_parts_is_the_frame_with_the_records_copied_in() {
+        let big = vec![7u8; 70_000];
+        let cases: &[&[(&str, &[&[u8]])]] = &[
+            &[("t", &[b"batch"])],
+            &[("t", &[b"one", b"two", b"three"])],
+            &[("a", &[b"x"]), ("b", &[b"", b"yy"]), ("c", &[&big])],
+            &[("t", &[&big, &big])],
+        ];
+        for topics in cases {
+            for version in [3, 8, 9, 11] {
+                let (full, empty, records) = requests(topics);
+                let want = frame("c", 42, &full, version).unwrap();
+                let parts = frame_with_records("c", 42, &empty, version, &records).unwrap();
+                let got: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+                assert_eq!(got, &want[..], "v{version} {topics:?}");
+                // The records are the caller's buffers, not copies.
+                for r in records.iter().filter(|r| !r.is_empty()) {
+                    assert!(parts.iter().any(|p| p.as_ptr() == r.as_ptr()), "v{version}");
+                }
+            }
+        }
+        // A count of records that does not match the request's records fields.
+        let (_, empty, records) = requests(&[("t", &[b"a", b"b"])]);
+        assert!(frame_with_records("c", 1, &empty, 9, &records[..1]).is_err());
+        // A records field that is not empty.
+        let (full, _, records) = requests(&[("t", &[b"a"])]);
+        assert!(frame_with_records("c", 1, &full, 9, &records).is_err());
+    }
 }

@@ -580,14 +580,18 @@ impl Sender {
                 }
             }
         }
-        let request = produce_request(&self.settings, &batches);
+        let (request, records) = produce_request(&self.settings, &batches);
         let pipeline = self.pipelines.get_mut(address).expect("opened above");
         let written = match pipeline.writer.version::<ProduceRequest>() {
-            Ok(version) => match tokio::time::timeout(timeout, pipeline.writer.write(&request, version)).await {
-                Ok(Ok(correlation_id)) => Ok((correlation_id, version)),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(ClientError::Timeout("writing Produce".into())),
-            },
+            Ok(version) => {
+                match tokio::time::timeout(timeout, pipeline.writer.write_with_records(&request, version, &records))
+                    .await
+                {
+                    Ok(Ok(correlation_id)) => Ok((correlation_id, version)),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(ClientError::Timeout("writing Produce".into())),
+                }
+            }
             Err(e) => Err(e),
         };
         let (correlation_id, version) = match written {
@@ -909,29 +913,33 @@ fn stamp_batches(identity: &mut Identity, ready: &mut [((String, i32), Sealed)])
     }
 }
 
-fn produce_request(settings: &Settings, batches: &[((String, i32), Sealed)]) -> ProduceRequest {
-    let mut topics: BTreeMap<&str, Vec<produce_request::PartitionProduceData>> = BTreeMap::new();
+/// A produce request with its records fields empty, and the batches to put in them, in the
+/// order the request encodes them (`RequestWriter::write_with_records`).
+fn produce_request(settings: &Settings, batches: &[((String, i32), Sealed)]) -> (ProduceRequest, Vec<Bytes>) {
+    let mut topics: BTreeMap<&str, Vec<(produce_request::PartitionProduceData, Bytes)>> = BTreeMap::new();
     for ((topic, partition), sealed) in batches {
         let data = produce_request::PartitionProduceData {
             index: *partition,
-            records: Some(sealed.records.clone()),
+            records: Some(Bytes::new()),
             ..Default::default()
         };
-        topics.entry(topic).or_default().push(data);
+        topics.entry(topic).or_default().push((data, sealed.records.clone()));
     }
-    ProduceRequest {
+    let records = topics.values().flatten().map(|(_, r)| r.clone()).collect();
+    let request = ProduceRequest {
         acks: settings.acks,
         timeout_ms: settings.request_timeout_ms,
         topic_data: topics
             .into_iter()
             .map(|(name, partition_data)| produce_request::TopicProduceData {
                 name: name.to_string(),
-                partition_data,
+                partition_data: partition_data.into_iter().map(|(data, _)| data).collect(),
                 ..Default::default()
             })
             .collect(),
         ..Default::default()
-    }
+    };
+    (request, records)
 }
 
 /// Settles each batch of an answered request (or, with acks=0, of a request written):
