@@ -297,15 +297,27 @@ impl Consumer {
 /// batches move the position but yield nothing. The bytes come from the broker, so a batch
 /// that does not validate is an error, never a panic (the `client_response` fuzz target),
 /// and the position never moves backwards.
+///
+/// Keys, values and header values of uncompressed batches are slices of `records`, not
+/// copies; those of compressed batches are copied out of the decompressed bytes.
 pub fn partition_records(
     topic: &str,
     partition: i32,
     position: i64,
-    records: &[u8],
+    records: &Bytes,
     scratch: &mut Vec<u8>,
 ) -> Result<(Vec<ConsumerRecord>, i64), ClientError> {
     let limits = ValidationLimits {
         decompressed_bytes_max: 64 << 20,
+    };
+    let (start, end) = (records.as_ptr() as usize, records.as_ptr() as usize + records.len());
+    let bytes = |b: &[u8]| -> Bytes {
+        let at = b.as_ptr() as usize;
+        if !b.is_empty() && at >= start && at + b.len() <= end {
+            records.slice_ref(b)
+        } else {
+            Bytes::copy_from_slice(b)
+        }
     };
     let mut out = Vec::new();
     let mut next = position;
@@ -325,11 +337,11 @@ pub fn partition_records(
                         } else {
                             r.timestamp
                         },
-                        key: r.key.map(Bytes::copy_from_slice),
-                        value: r.value.map(Bytes::copy_from_slice),
+                        key: r.key.map(bytes),
+                        value: r.value.map(bytes),
                         headers: r
                             .headers()
-                            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.map(Bytes::copy_from_slice)))
+                            .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v.map(bytes)))
                             .collect(),
                     });
                 }
@@ -339,4 +351,47 @@ pub fn partition_records(
         next = header.next_offset();
     }
     Ok((out, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Compression, RecordBatchBuilder};
+
+    #[test]
+    fn fetched_values_are_slices_of_uncompressed_batches_and_copies_of_compressed_ones() {
+        for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            let mut builder = RecordBatchBuilder::new(codec);
+            for i in 0..4u8 {
+                let value = vec![b'a' + i; 100 + i as usize];
+                builder.append(1_000, Some(&[i]), Some(&value), &[("h", Some(&[i, i]))]);
+            }
+            let records = builder.build().freeze();
+            let (out, next) = partition_records("t", 0, 1, &records, &mut Vec::new()).unwrap();
+            let what = codec.name();
+            assert_eq!(next, 4, "{what}");
+            assert_eq!(
+                out.iter().map(|r| r.offset).collect::<Vec<_>>(),
+                vec![1, 2, 3],
+                "{what}"
+            );
+            let range = records.as_ptr_range();
+            for (r, i) in out.iter().zip(1u8..) {
+                let value = r.value.as_ref().unwrap();
+                assert_eq!(&value[..], &vec![b'a' + i; 100 + i as usize][..], "{what}");
+                assert_eq!(r.key.as_deref(), Some(&[i][..]), "{what}");
+                assert_eq!(
+                    r.headers,
+                    vec![("h".to_string(), Some(Bytes::from(vec![i, i])))],
+                    "{what}"
+                );
+                let inside = range.contains(&value.as_ptr());
+                assert_eq!(
+                    inside,
+                    codec == Compression::None,
+                    "{what}: a slice of the fetched bytes"
+                );
+            }
+        }
+    }
 }
