@@ -86,6 +86,36 @@ impl Connection {
         Ok(version)
     }
 
+    /// Writes a request without waiting for its answer, which `receive` reads later. Until
+    /// then the connection carries nothing else.
+    pub async fn send<Req: Message>(&mut self, request: &Req) -> Result<(i32, i16), ClientError> {
+        let version = self.version::<Req>()?;
+        let frame = self.frame(request, version)?;
+        let correlation_id = self.correlation_id;
+        tokio::time::timeout(self.timeout, async {
+            self.stream.write_all(&frame).await?;
+            self.stream.flush().await?;
+            Ok::<_, ClientError>(())
+        })
+        .await
+        .map_err(|_| ClientError::Timeout(Req::NAME.to_string()))??;
+        Ok((correlation_id, version))
+    }
+
+    /// The answer to a request written with `send`.
+    pub async fn receive<Req: Message, Resp: Message>(
+        &mut self,
+        correlation_id: i32,
+        version: i16,
+    ) -> Result<Resp, ClientError> {
+        tokio::time::timeout(self.timeout, async {
+            let body = self.read_frame().await?;
+            decode_response::<Req, Resp>(body, version, correlation_id)
+        })
+        .await
+        .map_err(|_| ClientError::Timeout(Req::NAME.to_string()))?
+    }
+
     pub async fn request_at<Req: Message, Resp: Message>(
         &mut self,
         request: &Req,

@@ -28,6 +28,12 @@ pub struct Consumer {
     config: ClientConfig,
     metadata: ClusterMetadata,
     connections: BTreeMap<String, Connection>,
+    /// Connections that carry fetches only, one per leader, so that a fetch written ahead
+    /// (`prefetched`) never stands between another request and its answer.
+    fetch_connections: BTreeMap<String, Connection>,
+    /// Per leader, the fetch written at the end of the last poll, answered while the
+    /// application handles that poll's records.
+    prefetched: BTreeMap<String, Prefetch>,
     assignment: Vec<(String, i32)>,
     positions: BTreeMap<(String, i32), i64>,
     buffered: VecDeque<ConsumerRecord>,
@@ -38,6 +44,15 @@ pub struct Consumer {
     partition_max_bytes: i32,
     fetch_min_bytes: i32,
     fetch_max_wait_ms: i32,
+}
+
+/// A fetch written ahead of the poll that reads its answer, and the positions it asked
+/// from: data for a partition whose position has moved since (a seek, a new assignment)
+/// is dropped.
+struct Prefetch {
+    correlation_id: i32,
+    version: i16,
+    asked: BTreeMap<(String, i32), i64>,
 }
 
 const EARLIEST: i64 = -2;
@@ -74,6 +89,8 @@ impl Consumer {
             config,
             metadata: ClusterMetadata::default(),
             connections: BTreeMap::new(),
+            fetch_connections: BTreeMap::new(),
+            prefetched: BTreeMap::new(),
             assignment: Vec::new(),
             positions: BTreeMap::new(),
             buffered: VecDeque::new(),
@@ -173,59 +190,124 @@ impl Consumer {
             by_leader.entry(address).or_default().push((topic, partition));
         }
         let wait_ms = (timeout.as_millis() as i32).min(self.fetch_max_wait_ms);
+        // A leader no longer fetched from keeps no fetch in flight.
+        self.prefetched.retain(|address, _| by_leader.contains_key(address));
+        self.fetch_connections
+            .retain(|address, _| by_leader.contains_key(address));
         for (address, partitions) in by_leader {
-            let mut topics: BTreeMap<String, Vec<fetch_request::FetchPartition>> = BTreeMap::new();
-            for (topic, partition) in &partitions {
-                let fetch_offset = self.positions[&(topic.clone(), *partition)];
-                topics
-                    .entry(topic.clone())
-                    .or_default()
-                    .push(fetch_request::FetchPartition {
-                        partition: *partition,
-                        current_leader_epoch: -1,
-                        fetch_offset,
-                        last_fetched_epoch: -1,
-                        log_start_offset: -1,
-                        partition_max_bytes: self.partition_max_bytes,
-                        ..Default::default()
-                    });
-            }
-            let request = FetchRequest {
-                replica_id: -1,
-                max_wait_ms: wait_ms,
-                min_bytes: self.fetch_min_bytes,
-                max_bytes: self.fetch_max_bytes,
-                isolation_level: self.read_committed as i8,
-                session_epoch: -1,
-                topics: topics
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        let topic_id = self.metadata.topic_ids.get(&topic).copied().unwrap_or_default();
-                        fetch_request::FetchTopic {
-                            topic,
-                            topic_id,
-                            partitions,
-                            ..Default::default()
-                        }
-                    })
-                    .collect(),
-                ..Default::default()
+            let (request, asked) = self.fetch_request(&partitions, wait_ms);
+            let answered = match self.prefetched.remove(&address) {
+                Some(prefetch) if prefetch.asked == asked => {
+                    let connection = self
+                        .fetch_connections
+                        .get_mut(&address)
+                        .expect("a prefetch has its connection");
+                    connection
+                        .receive::<FetchRequest, FetchResponse>(prefetch.correlation_id, prefetch.version)
+                        .await
+                        .map(|response| (response, prefetch.asked))
+                }
+                stale => {
+                    if stale.is_some() {
+                        // Asked from positions since left (a seek, a new assignment): its
+                        // answer is of no use, and waiting for it could take a long poll.
+                        self.fetch_connections.remove(&address);
+                    }
+                    match self.fetch_connection(&address).await {
+                        Ok(connection) => connection
+                            .request(&request)
+                            .await
+                            .map(|(response, _)| (response, asked)),
+                        Err(e) => Err(e),
+                    }
+                }
             };
-            let connection = self.connection(&address).await?;
-            let response: FetchResponse = match connection.request(&request).await {
-                Ok((r, _)) => r,
+            let (response, asked) = match answered {
+                Ok(answered) => answered,
                 Err(e) => {
-                    self.connections.remove(&address);
+                    self.fetch_connections.remove(&address);
                     self.metadata = ClusterMetadata::default();
                     return Err(e);
                 }
             };
-            self.take_records(response).await?;
+            self.take_records(response, &asked).await?;
+            // The next fetch goes out now: the broker answers it while the application
+            // handles these records. If it cannot be written, the next poll fetches anew.
+            let (request, asked) = self.fetch_request(&partitions, wait_ms);
+            let connection = self.fetch_connections.get_mut(&address).expect("used above");
+            match connection.send(&request).await {
+                Ok((correlation_id, version)) => {
+                    let prefetch = Prefetch {
+                        correlation_id,
+                        version,
+                        asked,
+                    };
+                    self.prefetched.insert(address, prefetch);
+                }
+                Err(_) => {
+                    self.fetch_connections.remove(&address);
+                }
+            }
         }
         Ok(())
     }
 
-    async fn take_records(&mut self, response: FetchResponse) -> Result<(), ClientError> {
+    /// A fetch of these partitions from their positions, and those positions.
+    fn fetch_request(
+        &self,
+        partitions: &[(String, i32)],
+        wait_ms: i32,
+    ) -> (FetchRequest, BTreeMap<(String, i32), i64>) {
+        let mut topics: BTreeMap<String, Vec<fetch_request::FetchPartition>> = BTreeMap::new();
+        let mut asked = BTreeMap::new();
+        for (topic, partition) in partitions {
+            let Some(&fetch_offset) = self.positions.get(&(topic.clone(), *partition)) else {
+                continue;
+            };
+            asked.insert((topic.clone(), *partition), fetch_offset);
+            topics
+                .entry(topic.clone())
+                .or_default()
+                .push(fetch_request::FetchPartition {
+                    partition: *partition,
+                    current_leader_epoch: -1,
+                    fetch_offset,
+                    last_fetched_epoch: -1,
+                    log_start_offset: -1,
+                    partition_max_bytes: self.partition_max_bytes,
+                    ..Default::default()
+                });
+        }
+        let request = FetchRequest {
+            replica_id: -1,
+            max_wait_ms: wait_ms,
+            min_bytes: self.fetch_min_bytes,
+            max_bytes: self.fetch_max_bytes,
+            isolation_level: self.read_committed as i8,
+            session_epoch: -1,
+            topics: topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let topic_id = self.metadata.topic_ids.get(&topic).copied().unwrap_or_default();
+                    fetch_request::FetchTopic {
+                        topic,
+                        topic_id,
+                        partitions,
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        };
+        (request, asked)
+    }
+
+    /// Takes a fetch's records for each partition still at the position the fetch asked from.
+    async fn take_records(
+        &mut self,
+        response: FetchResponse,
+        asked: &BTreeMap<(String, i32), i64>,
+    ) -> Result<(), ClientError> {
         let mut scratch = Vec::new();
         for topic in response.responses {
             // From Fetch v13 responses name topics by id only.
@@ -241,6 +323,10 @@ impl Consumer {
             };
             for p in topic.partitions {
                 let key = (name.clone(), p.partition_index);
+                if asked.get(&key).is_none() || asked.get(&key) != self.positions.get(&key) {
+                    // Asked from a position since left (a seek, a new assignment).
+                    continue;
+                }
                 match p.error_code {
                     0 => {}
                     // OFFSET_OUT_OF_RANGE: start again from auto.offset.reset.
@@ -281,6 +367,14 @@ impl Consumer {
             .leader_address(topic, partition)
             .map(str::to_string)
             .ok_or_else(|| ClientError::Kafka(3, format!("{topic}-{partition}")))
+    }
+
+    async fn fetch_connection(&mut self, address: &str) -> Result<&mut Connection, ClientError> {
+        if !self.fetch_connections.contains_key(address) {
+            let c = Connection::connect(address, &self.config.client_id(), self.config.request_timeout()?).await?;
+            self.fetch_connections.insert(address.to_string(), c);
+        }
+        Ok(self.fetch_connections.get_mut(address).expect("inserted above"))
     }
 
     async fn connection(&mut self, address: &str) -> Result<&mut Connection, ClientError> {
