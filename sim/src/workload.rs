@@ -346,7 +346,7 @@ pub async fn consumer(id: u32, env: Env) {
             .client_config(&format!("consumer-{id}"))
             .set("auto.offset.reset", "earliest")
             .set("fetch.max.wait.ms", 200)
-            // Each poll drains what its fetch brought, so a record dates from its poll.
+            // Each poll drains what its fetches brought.
             .set("max.poll.records", 1_000_000);
         let Ok(mut consumer) = klamm::client::Consumer::new(config) else {
             return;
@@ -358,11 +358,14 @@ pub async fn consumer(id: u32, env: Env) {
                 consumer.seek(&env.topic, partition, offset + 1);
             }
         }
+        // A poll's records may come from the fetch written ahead during the poll before
+        // (`Consumer` fetches one ahead), so a record dates from that poll's start.
+        let mut previous_asked = clock::now_ms();
         for _round in 0..100 {
             if env.stopped() {
                 return;
             }
-            let asked = clock::now_ms();
+            let asked = std::mem::replace(&mut previous_asked, clock::now_ms());
             let records =
                 match tokio::time::timeout(REQUEST_TIMEOUT * 2, consumer.poll(Duration::from_millis(200))).await {
                     Ok(Ok(records)) => records,
