@@ -209,16 +209,7 @@ pub fn frame_with_records<Req: Message>(
     version: i16,
     records: &[Bytes],
 ) -> Result<Vec<Bytes>, ClientError> {
-    let mut w = BytesMut::with_capacity(256);
-    w.put_i32(0);
-    let header = RequestHeader {
-        request_api_key: Req::API_KEY,
-        request_api_version: version,
-        correlation_id,
-        client_id: Some(client_id.to_string()),
-        ..Default::default()
-    };
-    header.encode(&mut w, if version >= Req::FLEXIBLE_MIN { 2 } else { 1 })?;
+    let mut w = frame_head::<Req>(client_id, correlation_id, version)?;
     let positions = encode_noting_records(request, &mut w, version)?;
     if positions.len() != records.len() {
         return Err(ClientError::Protocol(format!(
@@ -284,12 +275,8 @@ fn version<M: Message>(versions: &BTreeMap<i16, (i16, i16)>) -> Result<i16, Clie
     Ok(version)
 }
 
-fn frame<Req: Message>(
-    client_id: &str,
-    correlation_id: i32,
-    request: &Req,
-    version: i16,
-) -> Result<Bytes, ClientError> {
+/// A request frame's size (0 until the caller knows it) and its header.
+fn frame_head<Req: Message>(client_id: &str, correlation_id: i32, version: i16) -> Result<BytesMut, ClientError> {
     let mut w = BytesMut::with_capacity(256);
     w.put_i32(0);
     let header = RequestHeader {
@@ -300,6 +287,16 @@ fn frame<Req: Message>(
         ..Default::default()
     };
     header.encode(&mut w, if version >= Req::FLEXIBLE_MIN { 2 } else { 1 })?;
+    Ok(w)
+}
+
+fn frame<Req: Message>(
+    client_id: &str,
+    correlation_id: i32,
+    request: &Req,
+    version: i16,
+) -> Result<Bytes, ClientError> {
+    let mut w = frame_head::<Req>(client_id, correlation_id, version)?;
     request.encode(&mut w, version)?;
     let size = (w.len() - 4) as i32;
     w[..4].copy_from_slice(&size.to_be_bytes());

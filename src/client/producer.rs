@@ -496,16 +496,7 @@ impl Sender {
                 if missing || bump {
                     if let Err(e) = ensure_identity(&self.config, &self.state).await {
                         let ready = self.take_ready().await;
-                        for (key, sealed) in ready {
-                            retry_or_fail(
-                                &self.settings,
-                                &self.state,
-                                key,
-                                sealed,
-                                ClientError::Protocol(e.to_string()),
-                            )
-                            .await;
-                        }
+                        self.retry_each(ready, &e).await;
                         return;
                     }
                 }
@@ -688,16 +679,7 @@ impl Sender {
                     self.pipelines.remove(&answered.address);
                     refresh_metadata(&self.config, &self.state).await;
                 }
-                for (key, sealed) in answered.batches {
-                    retry_or_fail(
-                        &self.settings,
-                        &self.state,
-                        key,
-                        sealed,
-                        ClientError::Protocol(e.to_string()),
-                    )
-                    .await;
-                }
+                self.retry_each(answered.batches, &e).await;
             }
         }
     }
@@ -716,6 +698,10 @@ impl Sender {
 
     async fn retry_all(&mut self, batches: Vec<((String, i32), Sealed)>, error: ClientError) {
         refresh_metadata(&self.config, &self.state).await;
+        self.retry_each(batches, &error).await;
+    }
+
+    async fn retry_each(&self, batches: Vec<((String, i32), Sealed)>, error: &ClientError) {
         for (key, sealed) in batches {
             retry_or_fail(
                 &self.settings,
