@@ -701,7 +701,9 @@ impl Sender {
         self.retry_each(batches, &error).await;
     }
 
-    async fn retry_each(&self, batches: Vec<((String, i32), Sealed)>, error: &ClientError) {
+    /// `&mut self`, not `&self`: the sender task must be `Send`, and under the simulator
+    /// `Sender` (its connections) is not `Sync`.
+    async fn retry_each(&mut self, batches: Vec<((String, i32), Sealed)>, error: &ClientError) {
         for (key, sealed) in batches {
             retry_or_fail(
                 &self.settings,
