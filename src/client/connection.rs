@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 use super::ClientError;
@@ -77,28 +77,15 @@ impl Connection {
         Ok((self.request_at(request, version).await?, version))
     }
 
-    /// Sends a request that gets no response (Produce with acks=0).
-    pub async fn send_only<Req: Message>(&mut self, request: &Req) -> Result<i16, ClientError> {
-        let version = self.version::<Req>()?;
-        let frame = self.frame(request, version)?;
-        self.stream.write_all(&frame).await?;
-        self.stream.flush().await?;
-        Ok(version)
-    }
-
     /// Writes a request without waiting for its answer, which `receive` reads later. Until
     /// then the connection carries nothing else.
     pub async fn send<Req: Message>(&mut self, request: &Req) -> Result<(i32, i16), ClientError> {
         let version = self.version::<Req>()?;
         let frame = self.frame(request, version)?;
         let correlation_id = self.correlation_id;
-        tokio::time::timeout(self.timeout, async {
-            self.stream.write_all(&frame).await?;
-            self.stream.flush().await?;
-            Ok::<_, ClientError>(())
-        })
-        .await
-        .map_err(|_| ClientError::Timeout(Req::NAME.to_string()))??;
+        tokio::time::timeout(self.timeout, self.write_frame(&frame))
+            .await
+            .map_err(|_| ClientError::Timeout(Req::NAME.to_string()))??;
         Ok((correlation_id, version))
     }
 
@@ -124,8 +111,7 @@ impl Connection {
         let frame = self.frame(request, version)?;
         let correlation_id = self.correlation_id;
         tokio::time::timeout(self.timeout, async {
-            self.stream.write_all(&frame).await?;
-            self.stream.flush().await?;
+            self.write_frame(&frame).await?;
             let body = self.read_frame().await?;
             decode_response::<Req, Resp>(body, version, correlation_id)
         })
@@ -136,6 +122,12 @@ impl Connection {
     fn frame<Req: Message>(&mut self, request: &Req, version: i16) -> Result<Bytes, ClientError> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         frame(&self.client_id, self.correlation_id, request, version)
+    }
+
+    async fn write_frame(&mut self, frame: &[u8]) -> Result<(), ClientError> {
+        self.stream.write_all(frame).await?;
+        self.stream.flush().await?;
+        Ok(())
     }
 
     async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
@@ -157,15 +149,6 @@ impl RequestWriter {
         version::<M>(&self.versions)
     }
 
-    /// Writes one request and returns its correlation id, for the reader to match.
-    pub async fn write<Req: Message>(&mut self, request: &Req, version: i16) -> Result<i32, ClientError> {
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let frame = frame(&self.client_id, self.correlation_id, request, version)?;
-        self.half.write_all(&frame).await?;
-        self.half.flush().await?;
-        Ok(self.correlation_id)
-    }
-
     /// Writes one request whose records fields are all empty, with `records` in their
     /// places, in the order the request encodes its records fields; the records are not
     /// copied into the frame (a vectored write).
@@ -177,27 +160,34 @@ impl RequestWriter {
     ) -> Result<i32, ClientError> {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let parts = frame_with_records(&self.client_id, self.correlation_id, request, version, records)?;
-        let mut at = 0;
-        let mut offset = 0;
-        while at < parts.len() {
-            let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&parts[at][offset..])
-                .chain(parts[at + 1..].iter().map(|p| &p[..]))
-                .map(std::io::IoSlice::new)
-                .collect();
-            let mut written = self.half.write_vectored(&slices).await?;
-            if written == 0 {
-                return Err(ClientError::Protocol("connection closed while writing".into()));
-            }
-            while at < parts.len() && written >= parts[at].len() - offset {
-                written -= parts[at].len() - offset;
-                at += 1;
-                offset = 0;
-            }
-            offset += written;
-        }
+        write_parts(&mut self.half, &parts).await?;
         self.half.flush().await?;
         Ok(self.correlation_id)
     }
+}
+
+/// Writes `parts` one after another with vectored writes, however few bytes each write
+/// takes.
+async fn write_parts<W: AsyncWrite + Unpin>(writer: &mut W, parts: &[Bytes]) -> Result<(), ClientError> {
+    let mut at = 0;
+    let mut offset = 0;
+    while at < parts.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&parts[at][offset..])
+            .chain(parts[at + 1..].iter().map(|p| &p[..]))
+            .map(std::io::IoSlice::new)
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(ClientError::Protocol("connection closed while writing".into()));
+        }
+        while at < parts.len() && written >= parts[at].len() - offset {
+            written -= parts[at].len() - offset;
+            at += 1;
+            offset = 0;
+        }
+        offset += written;
+    }
+    Ok(())
 }
 
 /// A request frame in parts: the encoded request, cut where each (empty) records field
@@ -408,5 +398,68 @@ mod tests {
         // A records field that is not empty.
         let (full, _, records) = requests(&[("t", &[b"a"])]);
         assert!(frame_with_records("c", 1, &full, 9, &records).is_err());
+    }
+
+    /// A writer that takes at most `step` bytes a call, from the first non-empty slice
+    /// only, as a socket with a nearly full buffer does; with a `step` of 0, nothing.
+    struct Trickle {
+        written: Vec<u8>,
+        step: usize,
+        calls: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.step);
+            self.written.extend_from_slice(&buf[..n]);
+            self.calls += 1;
+            std::task::Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn parts_are_written_whole_and_in_order_however_short_the_writes() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let parts: Vec<Bytes> = [&b"head"[..], b"", b"x", b"a longer part of the frame", b"yz"]
+            .iter()
+            .map(|p| Bytes::copy_from_slice(p))
+            .collect();
+        let want: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        for step in [1, 2, 3, 4, 5, 7, 26, 27, 1000] {
+            let mut writer = Trickle {
+                written: Vec::new(),
+                step,
+                calls: 0,
+            };
+            runtime.block_on(write_parts(&mut writer, &parts)).expect("written");
+            assert_eq!(writer.written, want, "{step} bytes a write");
+            assert!(writer.calls >= want.len().div_ceil(step), "{step} bytes a write");
+        }
+        // A writer that takes nothing is a closed connection, not a loop.
+        let mut closed = Trickle {
+            written: Vec::new(),
+            step: 0,
+            calls: 0,
+        };
+        assert!(runtime.block_on(write_parts(&mut closed, &parts)).is_err());
+        assert_eq!(closed.calls, 1);
     }
 }

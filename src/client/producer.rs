@@ -1226,21 +1226,26 @@ mod tests {
             InFlight,
             Queued,
         }
-        // (error code, where the earlier batch is, stamp kept for the retry, bump asked for)
-        let cases: &[(i16, Earlier, bool, bool)] = &[
-            (OUT_OF_ORDER_SEQUENCE_NUMBER, Earlier::Settled, false, true),
-            (INVALID_PRODUCER_EPOCH, Earlier::Settled, false, true),
-            (UNKNOWN_PRODUCER_ID, Earlier::Settled, false, true),
+        // (error code, where the earlier batch is, stamp kept for the retry, bump asked
+        // for, metadata called stale)
+        let cases: &[(i16, Earlier, bool, bool, bool)] = &[
+            (OUT_OF_ORDER_SEQUENCE_NUMBER, Earlier::Settled, false, true, false),
+            (INVALID_PRODUCER_EPOCH, Earlier::Settled, false, true, false),
+            (UNKNOWN_PRODUCER_ID, Earlier::Settled, false, true, false),
             // The gap before it is the earlier batch's: it follows that one again as it was.
-            (OUT_OF_ORDER_SEQUENCE_NUMBER, Earlier::InFlight, true, false),
-            (OUT_OF_ORDER_SEQUENCE_NUMBER, Earlier::Queued, true, false),
-            (UNKNOWN_PRODUCER_ID, Earlier::Queued, true, false),
+            (OUT_OF_ORDER_SEQUENCE_NUMBER, Earlier::InFlight, true, false, false),
+            (OUT_OF_ORDER_SEQUENCE_NUMBER, Earlier::Queued, true, false, false),
+            (UNKNOWN_PRODUCER_ID, Earlier::Queued, true, false, false),
             // NOT_LEADER_OR_FOLLOWER and REQUEST_TIMED_OUT: the batch may be in the log.
-            (6, Earlier::Settled, true, false),
-            (7, Earlier::Settled, true, false),
-            (7, Earlier::Queued, true, false),
+            // A leader that moved sends the client for new metadata; a timeout does not.
+            (6, Earlier::Settled, true, false, true),
+            (7, Earlier::Settled, true, false, false),
+            (7, Earlier::Queued, true, false, false),
+            // UNKNOWN_TOPIC_OR_PARTITION and LEADER_NOT_AVAILABLE: metadata again.
+            (3, Earlier::Settled, true, false, true),
+            (5, Earlier::Queued, true, false, true),
         ];
-        for &(code, earlier, kept, bump) in cases {
+        for &(code, earlier, kept, bump, stale) in cases {
             let settings = test_settings();
             let state = Arc::new(Mutex::new(State::new()));
             let key = ("t".to_string(), 0);
@@ -1276,13 +1281,17 @@ mod tests {
             };
             let batch = with_ordinal(sealed(1, Some((7, 1, 40))), 2);
             let got = runtime().block_on(async {
-                complete(&settings, &state, &flights, vec![(key.clone(), batch)], Some(response)).await;
+                let stale = complete(&settings, &state, &flights, vec![(key.clone(), batch)], Some(response)).await;
                 let s = state.lock().await;
                 let retried = s.queues.get(&key).and_then(|q| q.back()).expect("requeued");
-                (retried.ordinal, retried.stamp, s.needs_bump)
+                (retried.ordinal, retried.stamp, s.needs_bump, stale)
             });
             let want_stamp = kept.then_some((7, 1, 40));
-            assert_eq!(got, (2, want_stamp, bump), "error {code}, earlier batch {earlier:?}");
+            assert_eq!(
+                got,
+                (2, want_stamp, bump, stale),
+                "error {code}, earlier batch {earlier:?}"
+            );
         }
     }
 
