@@ -135,6 +135,34 @@ fn topics_console_and_perf_tools() {
     assert!(ok, "{err}");
     let row = out.lines().nth(1).unwrap();
     assert_eq!(row.split(", ").nth(4), Some("20000"), "{out}");
+    // Throttled: every record is settled and counted, and the rate asked for is not
+    // exceeded (the test waits between sends, and for deliveries while it waits).
+    let (ok, out, err) = klamm(&[
+        "producer-perf-test",
+        "--topic",
+        "perf-throttled",
+        "--num-records",
+        "1500",
+        "--record-size",
+        "10",
+        "--throughput",
+        "3000",
+        "--producer-props",
+        &props,
+    ]);
+    assert!(ok, "{err}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("1500 records sent, "), "{out}");
+    let rate: f64 = last
+        .split(", ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The last record is due 1499/3000 s after the start, so at most 1500 / (1499/3000)
+    // records a second.
+    assert!(rate > 0.0 && rate <= 3002.1, "{out}");
     let (ok, _, err) = klamm(&["topics", "--bootstrap-server", &b, "--bogus"]);
     assert!(!ok && err.contains("unknown option --bogus"), "{err}");
     broker.stop();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::connection::{RequestWriter, ResponseReader};
 use super::partitioner::partition_for_key;
@@ -143,10 +143,40 @@ impl State {
     }
 }
 
+/// The state `send` and the sender task share, behind a plain lock rather than an async
+/// one: it is taken once a record, and nothing holds it across an await (its guard is not
+/// `Send`, so the compiler refuses a spawned future that would).
+struct Shared(std::sync::Mutex<State>);
+
+impl Shared {
+    fn new(state: State) -> Shared {
+        Shared(std::sync::Mutex::new(state))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding it is a bug that has already ended the process's usefulness;
+        // poisoning adds nothing to that.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What `Producer::admit` did with a record.
+enum Admission<'a> {
+    Queued {
+        delivery: Delivery,
+        /// Its batch is full: the sender should take it now.
+        full: bool,
+    },
+    /// The producer has no metadata for the record's topic yet.
+    UnknownTopic(ProducerRecord),
+    /// `buffer.memory` is full; the future resolves when the sender frees some.
+    NoRoom(ProducerRecord, std::pin::Pin<Box<tokio::sync::futures::Notified<'a>>>),
+}
+
 pub struct Producer {
     settings: Settings,
     config: ClientConfig,
-    state: Arc<Mutex<State>>,
+    state: Arc<Shared>,
     wake: Arc<Notify>,
     drained: Arc<Notify>,
     sender: tokio::task::JoinHandle<()>,
@@ -190,7 +220,7 @@ impl Producer {
             buffer_memory: config.get_or("buffer.memory", 33_554_432usize)?,
             in_flight_max: config.get_or("max.in.flight.requests.per.connection", 5usize)?.max(1),
         };
-        let state = Arc::new(Mutex::new(State::new()));
+        let state = Arc::new(Shared::new(State::new()));
         let wake = Arc::new(Notify::new());
         let drained = Arc::new(Notify::new());
         let sender = tokio::spawn(run_sender(
@@ -213,28 +243,53 @@ impl Producer {
     /// Queues a record; the returned delivery resolves when the broker acknowledges it.
     pub async fn send(&self, record: ProducerRecord) -> Result<Delivery, ClientError> {
         let timestamp = record.timestamp.unwrap_or_else(clock::now_ms);
-        let (tx, rx) = oneshot::channel();
         let size = 32 + record.key.as_ref().map_or(0, |k| k.len()) + record.value.as_ref().map_or(0, |v| v.len());
-        // One lock a record in the common case: the topic is known and there is room.
-        let mut state = loop {
-            let state = self.state.lock().await;
-            if !state.metadata.topics.contains_key(&record.topic) {
-                drop(state);
-                self.partition_count(&record.topic).await?;
-                continue;
+        let mut record = record;
+        loop {
+            match self.admit(record, timestamp, size)? {
+                Admission::Queued { delivery, full } => {
+                    if full || self.settings.linger.is_zero() {
+                        self.wake.notify_one();
+                    }
+                    // Cooperative scheduling: the state's lock is not async, so without
+                    // this `send` would never yield while there is buffer room, and on a
+                    // current-thread runtime a loop of sends would starve the sender and
+                    // whoever awaits the deliveries. Tokio yields here once the task's
+                    // budget is spent; the simulator (which has no budget) yields every time.
+                    #[cfg(not(madsim))]
+                    tokio::task::consume_budget().await;
+                    #[cfg(madsim)]
+                    tokio::task::yield_now().await;
+                    return Ok(delivery);
+                }
+                Admission::UnknownTopic(r) => {
+                    record = r;
+                    self.partition_count(&record.topic).await?;
+                }
+                Admission::NoRoom(r, space) => {
+                    record = r;
+                    self.wake.notify_one();
+                    space.await;
+                }
             }
-            if state.buffered_bytes == 0 || state.buffered_bytes + size <= self.settings.buffer_memory {
-                break state;
-            }
+        }
+    }
+
+    /// Adds a record to its partition's open batch under one lock (the common case), or
+    /// says why it cannot yet. Not async: the lock is never held across an await.
+    fn admit(&self, record: ProducerRecord, timestamp: i64, size: usize) -> Result<Admission<'_>, ClientError> {
+        let mut state = self.state.lock();
+        if !state.metadata.topics.contains_key(&record.topic) {
+            return Ok(Admission::UnknownTopic(record));
+        }
+        if state.buffered_bytes != 0 && state.buffered_bytes + size > self.settings.buffer_memory {
             // Registered before the lock is let go, so the sender's wake-up after it frees
             // room cannot be missed.
-            let space = self.drained.notified();
-            tokio::pin!(space);
+            let mut space = Box::pin(self.drained.notified());
             space.as_mut().enable();
-            drop(state);
-            self.wake.notify_one();
-            space.await;
-        };
+            return Ok(Admission::NoRoom(record, space));
+        }
+        let (tx, rx) = oneshot::channel();
         if state.closed {
             return Err(ClientError::Config("the producer is closed".into()));
         }
@@ -248,16 +303,22 @@ impl Producer {
         let partition = match (record.partition, &record.key) {
             (Some(p), _) => p,
             (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => *state
-                .sticky
-                .entry(record.topic.clone())
-                .or_insert_with(|| (clock::now_ms() % partitions as i64) as i32),
+            (None, None) => match state.sticky.get(&record.topic) {
+                Some(&p) => p,
+                None => {
+                    let p = (clock::now_ms() % partitions as i64) as i32;
+                    state.sticky.insert(record.topic.clone(), p);
+                    p
+                }
+            },
         };
         if partition < 0 || partition >= partitions {
             return Err(ClientError::Kafka(3, format!("{}-{partition}", record.topic)));
         }
         let compression = self.settings.compression;
-        let key = (record.topic.clone(), partition);
+        let sticky = record.key.is_none() && record.partition.is_none();
+        // The topic's name moves into the key; it is copied once a batch, not once a record.
+        let key = (record.topic, partition);
         // A record that does not fit the open batch starts a new one, as the Java client does.
         let overflows = state
             .open
@@ -272,14 +333,18 @@ impl Producer {
                 .or_default()
                 .push_back(seal(open, ordinal));
         }
-        let capacity = self.settings.batch_size.max(size);
-        let open = state.open.entry(key).or_insert_with(|| Open {
-            builder: RecordBatchBuilder::with_capacity(compression, capacity),
-            bytes: 0,
-            timestamps: Vec::new(),
-            waiters: Vec::new(),
-            created: clock::monotonic(),
-        });
+        if !state.open.contains_key(&key) {
+            let capacity = self.settings.batch_size.max(size);
+            let open = Open {
+                builder: RecordBatchBuilder::with_capacity(compression, capacity),
+                bytes: 0,
+                timestamps: Vec::new(),
+                waiters: Vec::new(),
+                created: clock::monotonic(),
+            };
+            state.open.insert(key.clone(), open);
+        }
+        let open = state.open.get_mut(&key).expect("inserted above");
         let headers: Vec<(&str, Option<&[u8]>)> =
             record.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
         open.builder
@@ -291,48 +356,44 @@ impl Producer {
             overflows || open.builder.records_bytes() >= self.settings.batch_size.min(self.settings.max_request_size);
         state.in_flight += 1;
         state.buffered_bytes += size;
-        if full && record.key.is_none() && record.partition.is_none() {
+        if full && sticky {
             // The sticky partitioner moves on when a batch fills.
-            state.sticky.insert(record.topic.clone(), (partition + 1) % partitions);
+            state.sticky.insert(key.0, (partition + 1) % partitions);
         }
-        drop(state);
-        if full || self.settings.linger.is_zero() {
-            self.wake.notify_one();
-        }
-        Ok(rx)
+        Ok(Admission::Queued { delivery: rx, full })
     }
 
     /// Sends everything queued and waits until every record is acknowledged or failed.
     pub async fn flush(&self) {
-        self.state.lock().await.flushing += 1;
+        self.state.lock().flushing += 1;
         loop {
             let drained = self.drained.notified();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            if self.state.lock().await.in_flight == 0 {
+            if self.state.lock().in_flight == 0 {
                 break;
             }
             self.wake.notify_one();
             drained.await;
         }
-        self.state.lock().await.flushing -= 1;
+        self.state.lock().flushing -= 1;
     }
 
     pub async fn close(self) {
         self.flush().await;
-        self.state.lock().await.closed = true;
+        self.state.lock().closed = true;
         self.sender.abort();
     }
 
     async fn partition_count(&self, topic: &str) -> Result<i32, ClientError> {
-        if let Some(p) = self.state.lock().await.metadata.topics.get(topic) {
+        if let Some(p) = self.state.lock().metadata.topics.get(topic) {
             return Ok(p.len() as i32);
         }
         let mut connection = bootstrap(&self.config).await?;
         let response = fetch_metadata(&mut connection, Some(&[topic.to_string()]), true).await?;
         let metadata = ClusterMetadata::from_response(&response);
         let count = metadata.topics.get(topic).map(|p| p.len() as i32);
-        let mut state = self.state.lock().await;
+        let mut state = self.state.lock();
         state.metadata.brokers.extend(metadata.brokers);
         state.metadata.topics.extend(metadata.topics);
         match count {
@@ -394,7 +455,7 @@ fn retriable(code: i16) -> bool {
 async fn run_sender(
     settings: Settings,
     config: ClientConfig,
-    state: Arc<Mutex<State>>,
+    state: Arc<Shared>,
     wake: Arc<Notify>,
     drained: Arc<Notify>,
 ) {
@@ -468,7 +529,7 @@ struct Flight {
 struct Sender {
     settings: Settings,
     config: ClientConfig,
-    state: Arc<Mutex<State>>,
+    state: Arc<Shared>,
     pipelines: BTreeMap<String, Pipeline>,
     flights: BTreeMap<(String, i32), Flight>,
     requests_in_flight: usize,
@@ -484,7 +545,7 @@ impl Sender {
         for _ in 0..self.settings.in_flight_max {
             if self.settings.idempotent {
                 let (missing, bump, waiting) = {
-                    let s = self.state.lock().await;
+                    let s = self.state.lock();
                     let waiting = !s.open.is_empty() || s.queues.values().any(|q| !q.is_empty());
                     (s.identity.is_none(), s.needs_bump, waiting)
                 };
@@ -506,7 +567,7 @@ impl Sender {
                 return;
             }
             let routes: BTreeMap<(String, i32), String> = {
-                let s = self.state.lock().await;
+                let s = self.state.lock();
                 ready
                     .iter()
                     .filter_map(|(k, _)| s.metadata.leader_address(&k.0, k.1).map(|a| (k.clone(), a.to_string())))
@@ -549,7 +610,7 @@ impl Sender {
             .filter(|(_, p)| p.requests_in_flight >= self.settings.in_flight_max)
             .map(|(a, _)| a.clone())
             .collect();
-        let mut s = self.state.lock().await;
+        let mut s = self.state.lock();
         let mut ready = take_ready(&self.settings, &mut s, &self.flights, &full, clock::monotonic());
         if self.settings.idempotent && !ready.is_empty() {
             if let Some(identity) = s.identity.as_mut() {
@@ -841,9 +902,9 @@ fn seal(open: Open, ordinal: u64) -> Sealed {
 
 /// InitProducerId: a producer id and epoch before the first send, and an epoch bump (with
 /// the current id and epoch, KIP-360) when sequences must start over.
-async fn ensure_identity(config: &ClientConfig, state: &Arc<Mutex<State>>) -> Result<(), ClientError> {
+async fn ensure_identity(config: &ClientConfig, state: &Arc<Shared>) -> Result<(), ClientError> {
     let (current, bump) = {
-        let s = state.lock().await;
+        let s = state.lock();
         if s.identity.is_some() && !s.needs_bump {
             return Ok(());
         }
@@ -867,7 +928,7 @@ async fn ensure_identity(config: &ClientConfig, state: &Arc<Mutex<State>>) -> Re
     if response.error_code != 0 {
         return Err(ClientError::Kafka(response.error_code, "InitProducerId".into()));
     }
-    let mut s = state.lock().await;
+    let mut s = state.lock();
     s.identity = Some(Identity {
         producer_id: response.producer_id,
         epoch: response.producer_epoch,
@@ -935,7 +996,7 @@ fn produce_request(settings: &Settings, batches: &[((String, i32), Sealed)]) -> 
 /// client's metadata is stale (a leader moved or a partition is unknown).
 async fn complete(
     settings: &Settings,
-    state: &Arc<Mutex<State>>,
+    state: &Arc<Shared>,
     flights: &BTreeMap<(String, i32), Flight>,
     batches: Vec<((String, i32), Sealed)>,
     response: Option<ProduceResponse>,
@@ -975,7 +1036,7 @@ async fn complete(
                         timestamp,
                     }));
                 }
-                let mut s = state.lock().await;
+                let mut s = state.lock();
                 s.in_flight -= n;
                 s.buffered_bytes -= bytes;
             }
@@ -990,7 +1051,7 @@ async fn complete(
             {
                 let mut sealed = sealed;
                 let behind = {
-                    let s = state.lock().await;
+                    let s = state.lock();
                     let in_flight = flights
                         .get(&key)
                         .is_some_and(|f| f.ordinals.first().is_some_and(|&o| o < sealed.ordinal));
@@ -1001,7 +1062,7 @@ async fn complete(
                     in_flight || queued
                 };
                 if !behind {
-                    state.lock().await.needs_bump = true;
+                    state.lock().needs_bump = true;
                     sealed.stamp = None;
                 }
                 retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into())).await
@@ -1035,7 +1096,7 @@ async fn complete(
 /// `retry.backoff.ms`; or fails it when its retries or `delivery.timeout.ms` run out.
 async fn retry_or_fail(
     settings: &Settings,
-    state: &Arc<Mutex<State>>,
+    state: &Arc<Shared>,
     key: (String, i32),
     mut sealed: Sealed,
     error: ClientError,
@@ -1049,7 +1110,7 @@ async fn retry_or_fail(
         return;
     }
     sealed.retry_at = Some(now + settings.retry_backoff);
-    let mut s = state.lock().await;
+    let mut s = state.lock();
     let queue = s.queues.entry(key).or_default();
     let at = queue
         .iter()
@@ -1058,29 +1119,29 @@ async fn retry_or_fail(
     queue.insert(at, sealed);
 }
 
-async fn fail(state: &Arc<Mutex<State>>, sealed: Sealed, error: ClientError) {
+async fn fail(state: &Arc<Shared>, sealed: Sealed, error: ClientError) {
     if sealed.stamp.is_some() {
         // Its sequence may or may not be in the log: the ones after it cannot follow it.
-        state.lock().await.needs_bump = true;
+        state.lock().needs_bump = true;
     }
     let message = error.to_string();
     let (n, bytes) = (sealed.waiters.len(), sealed.bytes);
     for waiter in sealed.waiters {
         let _ = waiter.send(Err(ClientError::Protocol(message.clone())));
     }
-    let mut s = state.lock().await;
+    let mut s = state.lock();
     s.in_flight -= n;
     s.buffered_bytes -= bytes;
 }
 
-async fn refresh_metadata(config: &ClientConfig, state: &Arc<Mutex<State>>) {
+async fn refresh_metadata(config: &ClientConfig, state: &Arc<Shared>) {
     let Ok(mut connection) = bootstrap(config).await else {
         return;
     };
-    let topics: Vec<String> = state.lock().await.metadata.topics.keys().cloned().collect();
+    let topics: Vec<String> = state.lock().metadata.topics.keys().cloned().collect();
     if let Ok(response) = fetch_metadata(&mut connection, Some(&topics), false).await {
         let metadata = ClusterMetadata::from_response(&response);
-        let mut state = state.lock().await;
+        let mut state = state.lock();
         state.metadata.brokers = metadata.brokers;
         state.metadata.topics.extend(metadata.topics);
     }
@@ -1247,7 +1308,7 @@ mod tests {
         ];
         for &(code, earlier, kept, bump, stale) in cases {
             let settings = test_settings();
-            let state = Arc::new(Mutex::new(State::new()));
+            let state = Arc::new(Shared::new(State::new()));
             let key = ("t".to_string(), 0);
             let mut flights = BTreeMap::new();
             match earlier {
@@ -1263,7 +1324,7 @@ mod tests {
                 }
                 Earlier::Queued => {
                     let queue = VecDeque::from([with_ordinal(sealed(1, Some((7, 1, 39))), 1)]);
-                    state.try_lock().expect("no one else").queues.insert(key.clone(), queue);
+                    state.lock().queues.insert(key.clone(), queue);
                 }
             }
             let response = ProduceResponse {
@@ -1282,7 +1343,7 @@ mod tests {
             let batch = with_ordinal(sealed(1, Some((7, 1, 40))), 2);
             let got = runtime().block_on(async {
                 let stale = complete(&settings, &state, &flights, vec![(key.clone(), batch)], Some(response)).await;
-                let s = state.lock().await;
+                let s = state.lock();
                 let retried = s.queues.get(&key).and_then(|q| q.back()).expect("requeued");
                 (retried.ordinal, retried.stamp, s.needs_bump, stale)
             });
@@ -1307,14 +1368,14 @@ mod tests {
         ];
         for &(queued, retried, want) in cases {
             let settings = test_settings();
-            let state = Arc::new(Mutex::new(State::new()));
+            let state = Arc::new(Shared::new(State::new()));
             let key = ("t".to_string(), 0);
             let queue = queued.iter().map(|&o| with_ordinal(sealed(1, None), o)).collect();
-            state.try_lock().expect("no one else").queues.insert(key.clone(), queue);
+            state.lock().queues.insert(key.clone(), queue);
             let got: Vec<u64> = runtime().block_on(async {
                 let batch = with_ordinal(sealed(1, None), retried);
                 retry_or_fail(&settings, &state, key.clone(), batch, ClientError::Kafka(7, "t".into())).await;
-                let s = state.lock().await;
+                let s = state.lock();
                 s.queues[&key].iter().map(|b| b.ordinal).collect()
             });
             assert_eq!(got, want, "queued {queued:?}, retried {retried}");

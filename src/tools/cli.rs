@@ -1,14 +1,16 @@
 //! The Kafka-style tools of the `klamm` binary: `topics`, `console-producer`,
 //! `console-consumer`, `producer-perf-test`, `consumer-perf-test`. Each returns its exit code.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use super::args::Args;
-use crate::client::{Admin, ClientConfig, Consumer, GroupConsumer, Producer, ProducerRecord};
+use crate::client::{
+    Admin, ClientConfig, ClientError, Consumer, Delivery, GroupConsumer, Producer, ProducerRecord, RecordMetadata,
+};
 use crate::server::clock;
 
 fn client_config(bootstrap: &str, properties: &[&str]) -> Result<ClientConfig, String> {
@@ -339,6 +341,87 @@ async fn seek_console(
     Ok(())
 }
 
+/// The producer perf test's latencies, and its progress line every 5 seconds.
+struct Latencies {
+    record_size: usize,
+    all: Vec<u64>,
+    window_start: tokio::time::Instant,
+    window: Vec<u64>,
+}
+
+impl Latencies {
+    fn new(record_size: usize) -> Latencies {
+        Latencies {
+            record_size,
+            all: Vec::new(),
+            window_start: clock::monotonic(),
+            window: Vec::new(),
+        }
+    }
+
+    fn record(
+        &mut self,
+        sent: tokio::time::Instant,
+        result: Result<RecordMetadata, ClientError>,
+    ) -> Result<(), String> {
+        result.map_err(|e| format!("a record failed: {e}"))?;
+        let now = clock::monotonic();
+        let ms = now.duration_since(sent).as_millis() as u64;
+        self.all.push(ms);
+        self.window.push(ms);
+        let elapsed = now.duration_since(self.window_start);
+        if elapsed >= Duration::from_secs(5) {
+            let rate = self.window.len() as f64 / elapsed.as_secs_f64();
+            let avg = self.window.iter().sum::<u64>() as f64 / self.window.len() as f64;
+            println!(
+                "{} records sent, {rate:.1} records/sec ({:.2} MB/sec), {avg:.1} ms avg latency, {:.1} ms max latency.",
+                self.window.len(),
+                rate * self.record_size as f64 / 1048576.0,
+                *self.window.iter().max().unwrap_or(&0) as f64
+            );
+            self.window_start = now;
+            self.window.clear();
+        }
+        Ok(())
+    }
+
+    /// Takes the settled deliveries off the front of `pending`, without waiting.
+    fn settle_ready(&mut self, pending: &mut VecDeque<(tokio::time::Instant, Delivery)>) -> Result<(), String> {
+        while let Some((sent, delivery)) = pending.front_mut() {
+            let result = match delivery.try_recv() {
+                Ok(result) => result,
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return Ok(()),
+                Err(e) => return Err(format!("a record's delivery was dropped: {e}")),
+            };
+            let sent = *sent;
+            pending.pop_front();
+            self.record(sent, result)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `due`, taking deliveries off the front of `pending` as they settle.
+    async fn settle_until(
+        &mut self,
+        pending: &mut VecDeque<(tokio::time::Instant, Delivery)>,
+        due: tokio::time::Instant,
+    ) -> Result<(), String> {
+        self.settle_ready(pending)?;
+        while let Some((sent, delivery)) = pending.front_mut() {
+            let result = match tokio::time::timeout(due.saturating_duration_since(clock::monotonic()), delivery).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(e)) => return Err(format!("a record's delivery was dropped: {e}")),
+                Err(_) => return Ok(()),
+            };
+            let sent = *sent;
+            pending.pop_front();
+            self.record(sent, result)?;
+        }
+        tokio::time::sleep_until(due).await;
+        Ok(())
+    }
+}
+
 /// `klamm producer-perf-test --topic T --num-records N --record-size S --throughput R
 /// --producer-props bootstrap.servers=B ...`, with Kafka's output.
 pub async fn producer_perf_test(argv: &[String]) -> Result<(), String> {
@@ -363,34 +446,15 @@ pub async fn producer_perf_test(argv: &[String]) -> Result<(), String> {
     let producer = Producer::new(config).await.map_err(|e| e.to_string())?;
     let payload = Bytes::from((0..size).map(|i| b'A' + (i % 26) as u8).collect::<Vec<u8>>());
     let start = clock::monotonic();
-    let (tx, mut rx) =
-        tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, crate::client::producer::Delivery)>();
-    let reporter = tokio::spawn(async move {
-        let mut latencies = Vec::new();
-        let mut window = (clock::monotonic(), 0u64, Vec::<u64>::new());
-        while let Some((sent, delivery)) = rx.recv().await {
-            let result = delivery.await;
-            if !matches!(result, Ok(Ok(_))) {
-                return Err(format!("a record failed: {result:?}"));
-            }
-            let ms = clock::monotonic().duration_since(sent).as_millis() as u64;
-            latencies.push(ms);
-            window.1 += 1;
-            window.2.push(ms);
-            let elapsed = clock::monotonic().duration_since(window.0);
-            if elapsed >= Duration::from_secs(5) {
-                let rate = window.1 as f64 / elapsed.as_secs_f64();
-                let avg = window.2.iter().sum::<u64>() as f64 / window.2.len() as f64;
-                println!("{} records sent, {rate:.1} records/sec ({:.2} MB/sec), {avg:.1} ms avg latency, {:.1} ms max latency.", window.1, rate * size as f64 / 1048576.0, *window.2.iter().max().unwrap_or(&0) as f64);
-                window = (clock::monotonic(), 0, Vec::new());
-            }
-        }
-        Ok(latencies)
-    });
+    // Deliveries not yet seen settled, oldest first. The loop looks at them between sends,
+    // with no task or channel of their own: a record's latency is from its send to the
+    // first look that finds it acknowledged.
+    let mut pending: VecDeque<(tokio::time::Instant, Delivery)> = VecDeque::new();
+    let mut latency = Latencies::new(size);
     for i in 0..records {
         if throughput > 0.0 {
             let due = start + Duration::from_secs_f64(i as f64 / throughput);
-            tokio::time::sleep_until(due).await;
+            latency.settle_until(&mut pending, due).await?;
         }
         let record = ProducerRecord {
             topic: topic.clone(),
@@ -398,11 +462,15 @@ pub async fn producer_perf_test(argv: &[String]) -> Result<(), String> {
             ..Default::default()
         };
         let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
-        let _ = tx.send((clock::monotonic(), delivery));
+        pending.push_back((clock::monotonic(), delivery));
+        latency.settle_ready(&mut pending)?;
     }
-    drop(tx);
     producer.flush().await;
-    let mut latencies = reporter.await.map_err(|e| e.to_string())??;
+    latency.settle_ready(&mut pending)?;
+    if let Some((_, delivery)) = pending.front() {
+        return Err(format!("a record was not settled by flush: {delivery:?}"));
+    }
+    let mut latencies = latency.all;
     let elapsed = clock::monotonic().duration_since(start).as_secs_f64();
     latencies.sort_unstable();
     let pct = |p: f64| {
