@@ -359,13 +359,14 @@ impl Latencies {
         }
     }
 
+    /// A record sent at `sent` and seen settled at `now`.
     fn record(
         &mut self,
         sent: tokio::time::Instant,
+        now: tokio::time::Instant,
         result: Result<RecordMetadata, ClientError>,
     ) -> Result<(), String> {
         result.map_err(|e| format!("a record failed: {e}"))?;
-        let now = clock::monotonic();
         let ms = now.duration_since(sent).as_millis() as u64;
         self.all.push(ms);
         self.window.push(ms);
@@ -385,8 +386,12 @@ impl Latencies {
         Ok(())
     }
 
-    /// Takes the settled deliveries off the front of `pending`, without waiting.
-    fn settle_ready(&mut self, pending: &mut VecDeque<(tokio::time::Instant, Delivery)>) -> Result<(), String> {
+    /// Takes the deliveries settled by `now` off the front of `pending`, without waiting.
+    fn settle_ready(
+        &mut self,
+        pending: &mut VecDeque<(tokio::time::Instant, Delivery)>,
+        now: tokio::time::Instant,
+    ) -> Result<(), String> {
         while let Some((sent, delivery)) = pending.front_mut() {
             let result = match delivery.try_recv() {
                 Ok(result) => result,
@@ -395,7 +400,7 @@ impl Latencies {
             };
             let sent = *sent;
             pending.pop_front();
-            self.record(sent, result)?;
+            self.record(sent, now, result)?;
         }
         Ok(())
     }
@@ -406,19 +411,27 @@ impl Latencies {
         pending: &mut VecDeque<(tokio::time::Instant, Delivery)>,
         due: tokio::time::Instant,
     ) -> Result<(), String> {
-        self.settle_ready(pending)?;
-        while let Some((sent, delivery)) = pending.front_mut() {
-            let result = match tokio::time::timeout(due.saturating_duration_since(clock::monotonic()), delivery).await {
+        loop {
+            let now = clock::monotonic();
+            self.settle_ready(pending, now)?;
+            // Checked here, not left to a timer: tokio's timers tick in milliseconds, so even
+            // a deadline already past would cost up to one tick per record.
+            if now >= due {
+                return Ok(());
+            }
+            let Some((sent, delivery)) = pending.front_mut() else {
+                tokio::time::sleep_until(due).await;
+                return Ok(());
+            };
+            let result = match tokio::time::timeout(due - now, delivery).await {
                 Ok(Ok(result)) => result,
                 Ok(Err(e)) => return Err(format!("a record's delivery was dropped: {e}")),
                 Err(_) => return Ok(()),
             };
             let sent = *sent;
             pending.pop_front();
-            self.record(sent, result)?;
+            self.record(sent, clock::monotonic(), result)?;
         }
-        tokio::time::sleep_until(due).await;
-        Ok(())
     }
 }
 
@@ -462,11 +475,14 @@ pub async fn producer_perf_test(argv: &[String]) -> Result<(), String> {
             ..Default::default()
         };
         let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
-        pending.push_back((clock::monotonic(), delivery));
-        latency.settle_ready(&mut pending)?;
+        // One clock read a record: this record's send time is also when the ones before
+        // it are looked at.
+        let now = clock::monotonic();
+        pending.push_back((now, delivery));
+        latency.settle_ready(&mut pending, now)?;
     }
     producer.flush().await;
-    latency.settle_ready(&mut pending)?;
+    latency.settle_ready(&mut pending, clock::monotonic())?;
     if let Some((_, delivery)) = pending.front() {
         return Err(format!("a record was not settled by flush: {delivery:?}"));
     }
