@@ -241,10 +241,9 @@ impl Producer {
     }
 
     /// Queues a record; the returned delivery resolves when the broker acknowledges it.
-    pub async fn send(&self, record: ProducerRecord) -> Result<Delivery, ClientError> {
+    pub async fn send(&self, mut record: ProducerRecord) -> Result<Delivery, ClientError> {
         let timestamp = record.timestamp.unwrap_or_else(clock::now_ms);
         let size = 32 + record.key.as_ref().map_or(0, |k| k.len()) + record.value.as_ref().map_or(0, |v| v.len());
-        let mut record = record;
         loop {
             match self.admit(record, timestamp, size)? {
                 Admission::Queued { delivery, full } => {
@@ -556,13 +555,13 @@ impl Sender {
                 }
                 if missing || bump {
                     if let Err(e) = ensure_identity(&self.config, &self.state).await {
-                        let ready = self.take_ready().await;
-                        self.retry_each(ready, &e).await;
+                        let ready = self.take_ready();
+                        self.retry_each(ready, &e);
                         return;
                     }
                 }
             }
-            let ready = self.take_ready().await;
+            let ready = self.take_ready();
             if ready.is_empty() {
                 return;
             }
@@ -588,7 +587,6 @@ impl Sender {
                             sealed,
                             ClientError::Kafka(5, "no leader".into()),
                         )
-                        .await
                     }
                 }
             }
@@ -603,7 +601,7 @@ impl Sender {
     }
 
     /// The batches to send now (see `take_ready`), stamped if the producer is idempotent.
-    async fn take_ready(&mut self) -> Vec<((String, i32), Sealed)> {
+    fn take_ready(&mut self) -> Vec<((String, i32), Sealed)> {
         let full: BTreeSet<String> = self
             .pipelines
             .iter()
@@ -656,7 +654,7 @@ impl Sender {
         };
         if self.settings.acks == 0 {
             // Nothing comes back: the records count as sent, at unknown offsets.
-            complete(&self.settings, &self.state, &self.flights, batches, None).await;
+            complete(&self.settings, &self.state, &self.flights, batches, None);
             return true;
         }
         for (key, sealed) in &batches {
@@ -727,8 +725,7 @@ impl Sender {
                     &self.flights,
                     answered.batches,
                     Some(response),
-                )
-                .await;
+                );
                 if stale {
                     refresh_metadata(&self.config, &self.state).await;
                 }
@@ -740,7 +737,7 @@ impl Sender {
                     self.pipelines.remove(&answered.address);
                     refresh_metadata(&self.config, &self.state).await;
                 }
-                self.retry_each(answered.batches, &e).await;
+                self.retry_each(answered.batches, &e);
             }
         }
     }
@@ -759,12 +756,10 @@ impl Sender {
 
     async fn retry_all(&mut self, batches: Vec<((String, i32), Sealed)>, error: ClientError) {
         refresh_metadata(&self.config, &self.state).await;
-        self.retry_each(batches, &error).await;
+        self.retry_each(batches, &error);
     }
 
-    /// `&mut self`, not `&self`: the sender task must be `Send`, and under the simulator
-    /// `Sender` (its connections) is not `Sync`.
-    async fn retry_each(&mut self, batches: Vec<((String, i32), Sealed)>, error: &ClientError) {
+    fn retry_each(&self, batches: Vec<((String, i32), Sealed)>, error: &ClientError) {
         for (key, sealed) in batches {
             retry_or_fail(
                 &self.settings,
@@ -772,8 +767,7 @@ impl Sender {
                 key,
                 sealed,
                 ClientError::Protocol(error.to_string()),
-            )
-            .await;
+            );
         }
     }
 }
@@ -994,7 +988,7 @@ fn produce_request(settings: &Settings, batches: &[((String, i32), Sealed)]) -> 
 /// Settles each batch of an answered request (or, with acks=0, of a request written):
 /// acknowledged, back to its queue for a retry, or failed. True if an error says the
 /// client's metadata is stale (a leader moved or a partition is unknown).
-async fn complete(
+fn complete(
     settings: &Settings,
     state: &Arc<Shared>,
     flights: &BTreeMap<(String, i32), Flight>,
@@ -1065,28 +1059,22 @@ async fn complete(
                     state.lock().needs_bump = true;
                     sealed.stamp = None;
                 }
-                retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into())).await
+                retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into()))
             }
             Some((code, _, _)) if retriable(code) => {
                 stale |= matches!(code, 3 | 5 | 6);
-                retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into())).await
+                retry_or_fail(settings, state, key, sealed, ClientError::Kafka(code, "produce".into()))
             }
-            Some((code, _, _)) => {
-                fail(
-                    state,
-                    sealed,
-                    ClientError::Kafka(code, format!("produce to {}-{}", key.0, key.1)),
-                )
-                .await
-            }
-            None => {
-                fail(
-                    state,
-                    sealed,
-                    ClientError::Protocol(format!("no answer for {}-{}", key.0, key.1)),
-                )
-                .await
-            }
+            Some((code, _, _)) => fail(
+                state,
+                sealed,
+                ClientError::Kafka(code, format!("produce to {}-{}", key.0, key.1)),
+            ),
+            None => fail(
+                state,
+                sealed,
+                ClientError::Protocol(format!("no answer for {}-{}", key.0, key.1)),
+            ),
         }
     }
     stale
@@ -1094,19 +1082,13 @@ async fn complete(
 
 /// Puts a batch back into its partition's queue, in seal order, to be sent again after
 /// `retry.backoff.ms`; or fails it when its retries or `delivery.timeout.ms` run out.
-async fn retry_or_fail(
-    settings: &Settings,
-    state: &Arc<Shared>,
-    key: (String, i32),
-    mut sealed: Sealed,
-    error: ClientError,
-) {
+fn retry_or_fail(settings: &Settings, state: &Arc<Shared>, key: (String, i32), mut sealed: Sealed, error: ClientError) {
     sealed.attempts += 1;
     let now = clock::monotonic();
     if sealed.attempts > settings.retries
         || now.duration_since(sealed.created) + settings.retry_backoff >= settings.delivery_timeout
     {
-        fail(state, sealed, error).await;
+        fail(state, sealed, error);
         return;
     }
     sealed.retry_at = Some(now + settings.retry_backoff);
@@ -1119,7 +1101,7 @@ async fn retry_or_fail(
     queue.insert(at, sealed);
 }
 
-async fn fail(state: &Arc<Shared>, sealed: Sealed, error: ClientError) {
+fn fail(state: &Arc<Shared>, sealed: Sealed, error: ClientError) {
     if sealed.stamp.is_some() {
         // Its sequence may or may not be in the log: the ones after it cannot follow it.
         state.lock().needs_bump = true;
@@ -1264,13 +1246,6 @@ mod tests {
         }
     }
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("runtime")
-    }
-
     fn with_ordinal(mut batch: Sealed, ordinal: u64) -> Sealed {
         batch.ordinal = ordinal;
         batch
@@ -1341,12 +1316,12 @@ mod tests {
                 ..Default::default()
             };
             let batch = with_ordinal(sealed(1, Some((7, 1, 40))), 2);
-            let got = runtime().block_on(async {
-                let stale = complete(&settings, &state, &flights, vec![(key.clone(), batch)], Some(response)).await;
+            let got = {
+                let stale = complete(&settings, &state, &flights, vec![(key.clone(), batch)], Some(response));
                 let s = state.lock();
                 let retried = s.queues.get(&key).and_then(|q| q.back()).expect("requeued");
                 (retried.ordinal, retried.stamp, s.needs_bump, stale)
-            });
+            };
             let want_stamp = kept.then_some((7, 1, 40));
             assert_eq!(
                 got,
@@ -1372,12 +1347,12 @@ mod tests {
             let key = ("t".to_string(), 0);
             let queue = queued.iter().map(|&o| with_ordinal(sealed(1, None), o)).collect();
             state.lock().queues.insert(key.clone(), queue);
-            let got: Vec<u64> = runtime().block_on(async {
+            let got: Vec<u64> = {
                 let batch = with_ordinal(sealed(1, None), retried);
-                retry_or_fail(&settings, &state, key.clone(), batch, ClientError::Kafka(7, "t".into())).await;
+                retry_or_fail(&settings, &state, key.clone(), batch, ClientError::Kafka(7, "t".into()));
                 let s = state.lock();
                 s.queues[&key].iter().map(|b| b.ordinal).collect()
-            });
+            };
             assert_eq!(got, want, "queued {queued:?}, retried {retried}");
         }
     }
