@@ -60,7 +60,7 @@ async fn produce_and_consume_with_the_rust_client() {
         }
         producer.flush().await;
         for (i, d) in deliveries.into_iter().enumerate() {
-            let metadata = d.await.unwrap().unwrap();
+            let metadata = d.await.unwrap();
             assert_eq!(
                 metadata.partition,
                 partition_for_key(format!("{codec}-{i}").as_bytes(), 3),
@@ -81,7 +81,7 @@ async fn produce_and_consume_with_the_rust_client() {
         .await
         .unwrap();
     producer.flush().await;
-    assert!(d.await.unwrap().is_ok());
+    assert!(d.await.is_ok());
 
     let mut consumer = Consumer::new(config.clone().set("auto.offset.reset", "earliest")).unwrap();
     consumer.assign((0..3).map(|p| ("events".to_string(), p)).collect());
@@ -154,7 +154,7 @@ async fn consumer_groups_with_the_rust_client() {
                 let producer = Producer::new(base).await.unwrap();
                 for i in from..to {
                     let record = ProducerRecord {
-                        topic: topic.clone(),
+                        topic: topic.as_str().into(),
                         key: Some(Bytes::from(format!("key-{i}"))),
                         value: Some(Bytes::from(format!("value-{i}"))),
                         ..Default::default()

@@ -115,7 +115,7 @@ pub async fn writer(spec: WriterSpec, env: Env) {
                 h.trace(&value);
             }
             let record = ProducerRecord {
-                topic: env.topic.clone(),
+                topic: env.topic.as_str().into(),
                 partition,
                 key: Some(Bytes::from(format!("k{}", n % 7))),
                 value: Some(Bytes::from(value.clone())),
@@ -146,7 +146,7 @@ async fn settle(spec: &WriterSpec, env: &Env, value: String, delivery: klamm::cl
     let outcome = delivery.await;
     let mut h = env.history.lock();
     match outcome {
-        Ok(Ok(meta)) if spec.acks != 0 => {
+        Ok(meta) if spec.acks != 0 => {
             h.trace(&format!("ack {value} {} {}", meta.partition, meta.offset));
             h.count("acked");
             h.acked.insert(
@@ -157,7 +157,7 @@ async fn settle(spec: &WriterSpec, env: &Env, value: String, delivery: klamm::cl
                 },
             );
         }
-        Ok(Ok(_)) => h.count("sent-acks-0"),
+        Ok(_) => h.count("sent-acks-0"),
         _ => {
             h.trace(&format!("failed {value}"));
             h.count("delivery-failed");

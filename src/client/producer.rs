@@ -4,11 +4,14 @@
 //! Java client.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, Notify};
 
 use super::connection::{RequestWriter, ResponseReader};
 use super::partitioner::partition_for_key;
@@ -21,7 +24,8 @@ use crate::server::clock;
 
 #[derive(Clone, Debug, Default)]
 pub struct ProducerRecord {
-    pub topic: String,
+    /// Shared, not copied: a producer sending to one topic clones a pointer a record.
+    pub topic: Arc<str>,
     pub partition: Option<i32>,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
@@ -31,14 +35,148 @@ pub struct ProducerRecord {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordMetadata {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub timestamp: i64,
 }
 
-/// A record's delivery: resolves once the broker acknowledged it (or gave up).
-pub type Delivery = oneshot::Receiver<Result<RecordMetadata, ClientError>>;
+/// A topic's partition, as the producer keys its batches.
+type TopicPartition = (Arc<str>, i32);
+
+/// A record's delivery: resolves once the broker acknowledged it (or the producer gave up).
+/// The records of a batch share one outcome; each delivery knows its place in the batch and
+/// its own timestamp, so settling a batch costs one write however many records it holds.
+pub struct Delivery {
+    outcome: Arc<Outcome>,
+    /// The record's index in its batch: its offset is the batch's base offset plus this.
+    index: u32,
+    timestamp: i64,
+}
+
+impl Delivery {
+    /// The record's result if its batch is settled, without waiting.
+    pub fn try_settled(&self) -> Option<Result<RecordMetadata, ClientError>> {
+        self.outcome.settled.get().map(|settled| self.metadata(settled))
+    }
+
+    fn metadata(&self, settled: &Result<Acknowledged, String>) -> Result<RecordMetadata, ClientError> {
+        match settled {
+            Ok(ack) => Ok(RecordMetadata {
+                topic: self.outcome.partition.0.clone(),
+                partition: self.outcome.partition.1,
+                offset: if ack.base_offset >= 0 {
+                    ack.base_offset + i64::from(self.index)
+                } else {
+                    -1
+                },
+                timestamp: if ack.log_append_time >= 0 {
+                    ack.log_append_time
+                } else {
+                    self.timestamp
+                },
+            }),
+            Err(message) => Err(ClientError::Protocol(message.clone())),
+        }
+    }
+}
+
+impl Future for Delivery {
+    type Output = Result<RecordMetadata, ClientError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(result) = self.try_settled() {
+            return Poll::Ready(result);
+        }
+        {
+            let mut wakers = self.outcome.wakers.lock().unwrap_or_else(|e| e.into_inner());
+            // Checked again under the lock that `settle` takes after it sets the outcome,
+            // so a settle between the first look and the registration is not missed.
+            if self.outcome.settled.get().is_none() {
+                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(self.try_settled().expect("settled, checked under the lock"))
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Delivery({}-{} #{}: {:?})",
+            self.outcome.partition.0,
+            self.outcome.partition.1,
+            self.index,
+            self.outcome.settled.get()
+        )
+    }
+}
+
+/// What the broker said about a batch that it took.
+#[derive(Clone, Copy, Debug)]
+struct Acknowledged {
+    /// -1 when unknown (acks=0).
+    base_offset: i64,
+    /// -1 unless the topic uses LogAppendTime.
+    log_append_time: i64,
+}
+
+/// A batch's outcome, shared by its records' deliveries. Set once.
+struct Outcome {
+    partition: TopicPartition,
+    settled: OnceLock<Result<Acknowledged, String>>,
+    /// Deliveries polled before it was settled.
+    wakers: std::sync::Mutex<Vec<Waker>>,
+}
+
+/// The producer's end of a batch's outcome: owned by the batch, and consumed when it is
+/// settled. A batch dropped unsettled (the producer went away) fails its deliveries, so
+/// none waits forever.
+struct Settle(Arc<Outcome>);
+
+impl Settle {
+    fn new(partition: TopicPartition) -> Settle {
+        Settle(Arc::new(Outcome {
+            partition,
+            settled: OnceLock::new(),
+            wakers: std::sync::Mutex::new(Vec::new()),
+        }))
+    }
+
+    fn delivery(&self, index: u32, timestamp: i64) -> Delivery {
+        Delivery {
+            outcome: self.0.clone(),
+            index,
+            timestamp,
+        }
+    }
+
+    fn settle(self, result: Result<Acknowledged, String>) {
+        self.set(result);
+    }
+
+    fn set(&self, result: Result<Acknowledged, String>) {
+        if self.0.settled.set(result).is_err() {
+            return;
+        }
+        let wakers = std::mem::take(&mut *self.0.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if self.0.settled.get().is_none() {
+            self.set(Err("the producer stopped before the record was settled".into()));
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 struct Settings {
@@ -66,8 +204,7 @@ struct Settings {
 struct Open {
     builder: RecordBatchBuilder,
     bytes: usize,
-    timestamps: Vec<i64>,
-    waiters: Vec<oneshot::Sender<Result<RecordMetadata, ClientError>>>,
+    outcome: Settle,
     created: tokio::time::Instant,
 }
 
@@ -75,8 +212,7 @@ struct Open {
 struct Sealed {
     records: Bytes,
     bytes: usize,
-    timestamps: Vec<i64>,
-    waiters: Vec<oneshot::Sender<Result<RecordMetadata, ClientError>>>,
+    outcome: Settle,
     created: tokio::time::Instant,
     /// Times this batch was retried; `retries` bounds it.
     attempts: u32,
@@ -95,15 +231,15 @@ struct Sealed {
 struct Identity {
     producer_id: i64,
     epoch: i16,
-    next_sequence: BTreeMap<(String, i32), i32>,
+    next_sequence: BTreeMap<TopicPartition, i32>,
 }
 
 struct State {
     metadata: ClusterMetadata,
-    open: BTreeMap<(String, i32), Open>,
+    open: BTreeMap<TopicPartition, Open>,
     /// Sealed batches waiting per partition, oldest first; a retry goes back to the front.
-    queues: BTreeMap<(String, i32), VecDeque<Sealed>>,
-    sticky: BTreeMap<String, i32>,
+    queues: BTreeMap<TopicPartition, VecDeque<Sealed>>,
+    sticky: BTreeMap<Arc<str>, i32>,
     /// Records sent and not yet acknowledged or failed, and their bytes.
     in_flight: usize,
     buffered_bytes: usize,
@@ -278,7 +414,7 @@ impl Producer {
     /// says why it cannot yet. Not async: the lock is never held across an await.
     fn admit(&self, record: ProducerRecord, timestamp: i64, size: usize) -> Result<Admission<'_>, ClientError> {
         let mut state = self.state.lock();
-        if !state.metadata.topics.contains_key(&record.topic) {
+        if !state.metadata.topics.contains_key(&*record.topic) {
             return Ok(Admission::UnknownTopic(record));
         }
         if state.buffered_bytes != 0 && state.buffered_bytes + size > self.settings.buffer_memory {
@@ -288,11 +424,10 @@ impl Producer {
             space.as_mut().enable();
             return Ok(Admission::NoRoom(record, space));
         }
-        let (tx, rx) = oneshot::channel();
         if state.closed {
             return Err(ClientError::Config("the producer is closed".into()));
         }
-        let partitions = state.metadata.topics.get(&record.topic).map_or(0, |p| p.len() as i32);
+        let partitions = state.metadata.topics.get(&*record.topic).map_or(0, |p| p.len() as i32);
         if partitions == 0 {
             return Err(ClientError::Kafka(
                 3,
@@ -316,7 +451,6 @@ impl Producer {
         }
         let compression = self.settings.compression;
         let sticky = record.key.is_none() && record.partition.is_none();
-        // The topic's name moves into the key; it is copied once a batch, not once a record.
         let key = (record.topic, partition);
         // A record that does not fit the open batch starts a new one, as the Java client does.
         let overflows = state
@@ -337,8 +471,7 @@ impl Producer {
             let open = Open {
                 builder: RecordBatchBuilder::with_capacity(compression, capacity),
                 bytes: 0,
-                timestamps: Vec::new(),
-                waiters: Vec::new(),
+                outcome: Settle::new(key.clone()),
                 created: clock::monotonic(),
             };
             state.open.insert(key.clone(), open);
@@ -346,11 +479,11 @@ impl Producer {
         let open = state.open.get_mut(&key).expect("inserted above");
         let headers: Vec<(&str, Option<&[u8]>)> =
             record.headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+        let index = open.builder.len() as u32;
         open.builder
             .append(timestamp, record.key.as_deref(), record.value.as_deref(), &headers);
-        open.timestamps.push(timestamp);
         open.bytes += size;
-        open.waiters.push(tx);
+        let delivery = open.outcome.delivery(index, timestamp);
         let full =
             overflows || open.builder.records_bytes() >= self.settings.batch_size.min(self.settings.max_request_size);
         state.in_flight += 1;
@@ -359,7 +492,7 @@ impl Producer {
             // The sticky partitioner moves on when a batch fills.
             state.sticky.insert(key.0, (partition + 1) % partitions);
         }
-        Ok(Admission::Queued { delivery: rx, full })
+        Ok(Admission::Queued { delivery, full })
     }
 
     /// Sends everything queued and waits until every record is acknowledged or failed.
@@ -496,14 +629,14 @@ async fn run_sender(
 struct Pending {
     correlation_id: i32,
     version: i16,
-    batches: Vec<((String, i32), Sealed)>,
+    batches: Vec<(TopicPartition, Sealed)>,
 }
 
 /// A request's batches back from a connection's reader task, with the answer.
 struct Answered {
     address: String,
     generation: u64,
-    batches: Vec<((String, i32), Sealed)>,
+    batches: Vec<(TopicPartition, Sealed)>,
     result: Result<ProduceResponse, ClientError>,
 }
 
@@ -530,7 +663,7 @@ struct Sender {
     config: ClientConfig,
     state: Arc<Shared>,
     pipelines: BTreeMap<String, Pipeline>,
-    flights: BTreeMap<(String, i32), Flight>,
+    flights: BTreeMap<TopicPartition, Flight>,
     requests_in_flight: usize,
     generations: u64,
     answers: mpsc::UnboundedSender<Answered>,
@@ -565,7 +698,7 @@ impl Sender {
             if ready.is_empty() {
                 return;
             }
-            let routes: BTreeMap<(String, i32), String> = {
+            let routes: BTreeMap<TopicPartition, String> = {
                 let s = self.state.lock();
                 ready
                     .iter()
@@ -573,7 +706,7 @@ impl Sender {
                     .collect()
             };
             // One produce request per leader, with one batch per partition.
-            let mut by_leader: BTreeMap<String, Vec<((String, i32), Sealed)>> = BTreeMap::new();
+            let mut by_leader: BTreeMap<String, Vec<(TopicPartition, Sealed)>> = BTreeMap::new();
             let mut retried = false;
             for (key, sealed) in ready {
                 match routes.get(&key) {
@@ -601,7 +734,7 @@ impl Sender {
     }
 
     /// The batches to send now (see `take_ready`), stamped if the producer is idempotent.
-    fn take_ready(&mut self) -> Vec<((String, i32), Sealed)> {
+    fn take_ready(&mut self) -> Vec<(TopicPartition, Sealed)> {
         let full: BTreeSet<String> = self
             .pipelines
             .iter()
@@ -619,7 +752,7 @@ impl Sender {
     }
 
     /// Writes one produce request to a leader; false if its batches went back for a retry.
-    async fn send_to(&mut self, address: &str, batches: Vec<((String, i32), Sealed)>) -> bool {
+    async fn send_to(&mut self, address: &str, batches: Vec<(TopicPartition, Sealed)>) -> bool {
         let timeout = self.config.request_timeout().unwrap_or(Duration::from_secs(30));
         if !self.pipelines.contains_key(address) {
             match Connection::connect(address, &self.config.client_id(), timeout).await {
@@ -743,7 +876,7 @@ impl Sender {
     }
 
     /// Batches no longer in flight.
-    fn land(&mut self, batches: &[((String, i32), Sealed)]) {
+    fn land(&mut self, batches: &[(TopicPartition, Sealed)]) {
         for (key, sealed) in batches {
             if let Some(flight) = self.flights.get_mut(key) {
                 flight.ordinals.remove(&sealed.ordinal);
@@ -754,12 +887,12 @@ impl Sender {
         }
     }
 
-    async fn retry_all(&mut self, batches: Vec<((String, i32), Sealed)>, error: ClientError) {
+    async fn retry_all(&mut self, batches: Vec<(TopicPartition, Sealed)>, error: ClientError) {
         refresh_metadata(&self.config, &self.state).await;
         self.retry_each(batches, &error);
     }
 
-    fn retry_each(&self, batches: Vec<((String, i32), Sealed)>, error: &ClientError) {
+    fn retry_each(&self, batches: Vec<(TopicPartition, Sealed)>, error: &ClientError) {
         for (key, sealed) in batches {
             retry_or_fail(
                 &self.settings,
@@ -825,12 +958,12 @@ async fn read_answers(
 fn take_ready(
     settings: &Settings,
     state: &mut State,
-    flights: &BTreeMap<(String, i32), Flight>,
+    flights: &BTreeMap<TopicPartition, Flight>,
     full: &BTreeSet<String>,
     now: tokio::time::Instant,
-) -> Vec<((String, i32), Sealed)> {
+) -> Vec<(TopicPartition, Sealed)> {
     let flushing = state.flushing > 0;
-    let may_send = |key: &(String, i32), retry: bool| -> bool {
+    let may_send = |key: &TopicPartition, retry: bool| -> bool {
         let room = match flights.get(key) {
             None => true,
             Some(flight) => !retry && !flight.retrying && flight.ordinals.len() < settings.in_flight_max,
@@ -840,7 +973,7 @@ fn take_ready(
             .leader_address(&key.0, key.1)
             .is_none_or(|leader| !full.contains(leader))
     };
-    let queued: Vec<(String, i32)> = state
+    let queued: Vec<TopicPartition> = state
         .queues
         .iter()
         .filter(|(key, queue)| match queue.front() {
@@ -852,7 +985,7 @@ fn take_ready(
         })
         .map(|(key, _)| key.clone())
         .collect();
-    let opened: Vec<(String, i32)> = state
+    let opened: Vec<TopicPartition> = state
         .open
         .iter()
         .filter(|(key, open)| {
@@ -883,8 +1016,7 @@ fn seal(open: Open, ordinal: u64) -> Sealed {
     Sealed {
         records: open.builder.build().freeze(),
         bytes: open.bytes,
-        timestamps: open.timestamps,
-        waiters: open.waiters,
+        outcome: open.outcome,
         created: open.created,
         attempts: 0,
         retry_at: None,
@@ -940,7 +1072,7 @@ async fn ensure_identity(config: &ClientConfig, state: &Arc<Shared>) -> Result<(
 /// (The Java client, too, keeps a partition on its old epoch while such batches are in
 /// flight.) A batch the broker refused by sequence has its stamp removed (`complete`), as
 /// it is certainly not in the log.
-fn stamp_batches(identity: &mut Identity, ready: &mut [((String, i32), Sealed)]) {
+fn stamp_batches(identity: &mut Identity, ready: &mut [(TopicPartition, Sealed)]) {
     for (key, sealed) in ready.iter_mut() {
         if sealed.stamp.is_some() {
             continue;
@@ -958,7 +1090,7 @@ fn stamp_batches(identity: &mut Identity, ready: &mut [((String, i32), Sealed)])
 
 /// A produce request with its records fields empty, and the batches to put in them, in the
 /// order the request encodes them (`RequestWriter::write_with_records`).
-fn produce_request(settings: &Settings, batches: &[((String, i32), Sealed)]) -> (ProduceRequest, Vec<Bytes>) {
+fn produce_request(settings: &Settings, batches: &[(TopicPartition, Sealed)]) -> (ProduceRequest, Vec<Bytes>) {
     let mut topics: BTreeMap<&str, Vec<(produce_request::PartitionProduceData, Bytes)>> = BTreeMap::new();
     for ((topic, partition), sealed) in batches {
         let data = produce_request::PartitionProduceData {
@@ -991,15 +1123,15 @@ fn produce_request(settings: &Settings, batches: &[((String, i32), Sealed)]) -> 
 fn complete(
     settings: &Settings,
     state: &Arc<Shared>,
-    flights: &BTreeMap<(String, i32), Flight>,
-    batches: Vec<((String, i32), Sealed)>,
+    flights: &BTreeMap<TopicPartition, Flight>,
+    batches: Vec<(TopicPartition, Sealed)>,
     response: Option<ProduceResponse>,
 ) -> bool {
-    let mut answers: BTreeMap<(String, i32), (i16, i64, i64)> = BTreeMap::new();
+    let mut answers: BTreeMap<(&str, i32), (i16, i64, i64)> = BTreeMap::new();
     for topic in response.iter().flat_map(|r| &r.responses) {
         for p in &topic.partition_responses {
             answers.insert(
-                (topic.name.clone(), p.index),
+                (topic.name.as_str(), p.index),
                 (p.error_code, p.base_offset, p.log_append_time_ms),
             );
         }
@@ -1010,26 +1142,16 @@ fn complete(
         let answer = if response.is_none() {
             Some((0, -1, -1))
         } else {
-            answers.get(&key).copied()
+            answers.get(&(&*key.0, key.1)).copied()
         };
         match answer {
             // DUPLICATE_SEQUENCE_NUMBER: the batch is in the log already (older brokers).
             Some((0 | DUPLICATE_SEQUENCE_NUMBER, base_offset, log_append_time)) => {
-                let (n, bytes) = (sealed.waiters.len(), sealed.bytes);
-                for (i, (waiter, timestamp)) in sealed.waiters.into_iter().zip(sealed.timestamps).enumerate() {
-                    let timestamp = if log_append_time >= 0 {
-                        log_append_time
-                    } else {
-                        timestamp
-                    };
-                    let offset = if base_offset >= 0 { base_offset + i as i64 } else { -1 };
-                    let _ = waiter.send(Ok(RecordMetadata {
-                        topic: key.0.clone(),
-                        partition: key.1,
-                        offset,
-                        timestamp,
-                    }));
-                }
+                let (n, bytes) = (sealed.records_count as usize, sealed.bytes);
+                sealed.outcome.settle(Ok(Acknowledged {
+                    base_offset,
+                    log_append_time,
+                }));
                 let mut s = state.lock();
                 s.in_flight -= n;
                 s.buffered_bytes -= bytes;
@@ -1082,7 +1204,13 @@ fn complete(
 
 /// Puts a batch back into its partition's queue, in seal order, to be sent again after
 /// `retry.backoff.ms`; or fails it when its retries or `delivery.timeout.ms` run out.
-fn retry_or_fail(settings: &Settings, state: &Arc<Shared>, key: (String, i32), mut sealed: Sealed, error: ClientError) {
+fn retry_or_fail(
+    settings: &Settings,
+    state: &Arc<Shared>,
+    key: TopicPartition,
+    mut sealed: Sealed,
+    error: ClientError,
+) {
     sealed.attempts += 1;
     let now = clock::monotonic();
     if sealed.attempts > settings.retries
@@ -1106,11 +1234,8 @@ fn fail(state: &Arc<Shared>, sealed: Sealed, error: ClientError) {
         // Its sequence may or may not be in the log: the ones after it cannot follow it.
         state.lock().needs_bump = true;
     }
-    let message = error.to_string();
-    let (n, bytes) = (sealed.waiters.len(), sealed.bytes);
-    for waiter in sealed.waiters {
-        let _ = waiter.send(Err(ClientError::Protocol(message.clone())));
-    }
+    let (n, bytes) = (sealed.records_count as usize, sealed.bytes);
+    sealed.outcome.settle(Err(error.to_string()));
     let mut s = state.lock();
     s.in_flight -= n;
     s.buffered_bytes -= bytes;
@@ -1173,8 +1298,7 @@ mod tests {
         Sealed {
             records: bytes.freeze(),
             bytes: 0,
-            timestamps: Vec::new(),
-            waiters: Vec::new(),
+            outcome: Settle::new(("t".into(), 0)),
             created: clock::monotonic(),
             attempts: 0,
             retry_at: None,
@@ -1204,7 +1328,7 @@ mod tests {
             (Some((6, 0, 9)), None, 1, (6, 0, 9), 0),
         ];
         for &(before, next, records_count, want, want_next) in cases {
-            let key = ("t".to_string(), 0);
+            let key: TopicPartition = ("t".into(), 0);
             let mut identity = Identity {
                 producer_id: 7,
                 epoch: 2,
@@ -1284,7 +1408,7 @@ mod tests {
         for &(code, earlier, kept, bump, stale) in cases {
             let settings = test_settings();
             let state = Arc::new(Shared::new(State::new()));
-            let key = ("t".to_string(), 0);
+            let key: TopicPartition = ("t".into(), 0);
             let mut flights = BTreeMap::new();
             match earlier {
                 Earlier::Settled => {}
@@ -1304,7 +1428,7 @@ mod tests {
             }
             let response = ProduceResponse {
                 responses: vec![TopicProduceResponse {
-                    name: key.0.clone(),
+                    name: key.0.to_string(),
                     partition_responses: vec![PartitionProduceResponse {
                         index: key.1,
                         error_code: code,
@@ -1344,7 +1468,7 @@ mod tests {
         for &(queued, retried, want) in cases {
             let settings = test_settings();
             let state = Arc::new(Shared::new(State::new()));
-            let key = ("t".to_string(), 0);
+            let key: TopicPartition = ("t".into(), 0);
             let queue = queued.iter().map(|&o| with_ordinal(sealed(1, None), o)).collect();
             state.lock().queues.insert(key.clone(), queue);
             let got: Vec<u64> = {
@@ -1492,7 +1616,7 @@ mod tests {
             },
         ];
         let settings = test_settings();
-        let key = ("t".to_string(), 0);
+        let key: TopicPartition = ("t".into(), 0);
         for case in &cases {
             let now = clock::monotonic() + Duration::from_secs(1);
             let mut state = State::new();
@@ -1529,8 +1653,7 @@ mod tests {
                     Open {
                         builder,
                         bytes,
-                        timestamps: vec![0],
-                        waiters: Vec::new(),
+                        outcome: Settle::new(key.clone()),
                         created,
                     },
                 );
@@ -1563,5 +1686,116 @@ mod tests {
                 case.what
             );
         }
+    }
+
+    #[test]
+    fn a_batch_settles_every_delivery_at_its_own_offset_and_timestamp() {
+        struct Case {
+            what: &'static str,
+            /// None: the batch is dropped unsettled.
+            settled: Option<Result<Acknowledged, String>>,
+            /// (offset, timestamp) of each of three records stamped 100, 101, 102.
+            expect: Result<[(i64, i64); 3], &'static str>,
+        }
+        let ack = |base_offset, log_append_time| {
+            Some(Ok(Acknowledged {
+                base_offset,
+                log_append_time,
+            }))
+        };
+        let cases = [
+            Case {
+                what: "create time",
+                settled: ack(40, -1),
+                expect: Ok([(40, 100), (41, 101), (42, 102)]),
+            },
+            Case {
+                what: "log append time",
+                settled: ack(0, 7),
+                expect: Ok([(0, 7), (1, 7), (2, 7)]),
+            },
+            Case {
+                what: "acks=0",
+                settled: ack(-1, -1),
+                expect: Ok([(-1, 100), (-1, 101), (-1, 102)]),
+            },
+            Case {
+                what: "failed",
+                settled: Some(Err("produce: 10".into())),
+                expect: Err("produce: 10"),
+            },
+            Case {
+                what: "dropped",
+                settled: None,
+                expect: Err("the producer stopped"),
+            },
+        ];
+        let waker = Waker::noop();
+        for case in cases {
+            let settle = Settle::new(("t".into(), 3));
+            let mut deliveries: Vec<Delivery> = (0..3).map(|i| settle.delivery(i, 100 + i64::from(i))).collect();
+            // Polled before the batch settles: pending, and nothing settled yet.
+            for d in &mut deliveries {
+                assert!(
+                    Pin::new(d).poll(&mut Context::from_waker(waker)).is_pending(),
+                    "{}",
+                    case.what
+                );
+            }
+            assert_eq!(
+                settle.0.wakers.lock().unwrap().len(),
+                1,
+                "one waker, however often polled: {}",
+                case.what
+            );
+            assert!(deliveries[0].try_settled().is_none(), "{}", case.what);
+            match case.settled {
+                Some(result) => settle.settle(result),
+                None => drop(settle),
+            }
+            for (i, d) in deliveries.iter_mut().enumerate() {
+                let polled = match Pin::new(&mut *d).poll(&mut Context::from_waker(waker)) {
+                    Poll::Ready(r) => r,
+                    Poll::Pending => panic!("{}: still pending after settling", case.what),
+                };
+                let looked = d.try_settled().expect("settled");
+                for got in [polled, looked] {
+                    match (&case.expect, got) {
+                        (Ok(expect), Ok(m)) => {
+                            assert_eq!((&*m.topic, m.partition), ("t", 3), "{}", case.what);
+                            assert_eq!((m.offset, m.timestamp), expect[i], "{}: record {i}", case.what);
+                        }
+                        (Err(expect), Err(e)) => assert!(e.to_string().contains(expect), "{}: {e}", case.what),
+                        (expect, got) => panic!("{}: expected {expect:?}, got {got:?}", case.what),
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn settling_a_batch_wakes_the_tasks_awaiting_its_records() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let settle = Settle::new(("t".into(), 0));
+            let waiting: Vec<_> = (0..4u32).map(|i| tokio::spawn(settle.delivery(i, 0))).collect();
+            tokio::task::yield_now().await;
+            settle.settle(Ok(Acknowledged {
+                base_offset: 10,
+                log_append_time: -1,
+            }));
+            for (i, task) in waiting.into_iter().enumerate() {
+                let m = tokio::time::timeout(Duration::from_secs(10), task)
+                    .await
+                    .expect("woken")
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(m.offset, 10 + i as i64);
+            }
+        });
     }
 }

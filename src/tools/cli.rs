@@ -132,7 +132,7 @@ pub async fn console_producer(argv: &[String]) -> Result<(), String> {
     let reader = a.pairs("property")?;
     let parse_key = reader.get("parse.key").is_some_and(|v| v == "true");
     let separator = reader.get("key.separator").cloned().unwrap_or_else(|| "\t".into());
-    let topic = a.required("topic")?.to_string();
+    let topic: std::sync::Arc<str> = a.required("topic")?.into();
     let producer = Producer::new(config).await.map_err(|e| e.to_string())?;
     let mut deliveries = Vec::new();
     for line in std::io::stdin().lock().lines() {
@@ -152,9 +152,7 @@ pub async fn console_producer(argv: &[String]) -> Result<(), String> {
     }
     producer.flush().await;
     for d in deliveries {
-        d.await
-            .map_err(|_| "the producer stopped".to_string())?
-            .map_err(|e| e.to_string())?;
+        d.await.map_err(|e| e.to_string())?;
     }
     producer.close().await;
     Ok(())
@@ -393,10 +391,8 @@ impl Latencies {
         now: tokio::time::Instant,
     ) -> Result<(), String> {
         while let Some((sent, delivery)) = pending.front_mut() {
-            let result = match delivery.try_recv() {
-                Ok(result) => result,
-                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return Ok(()),
-                Err(e) => return Err(format!("a record's delivery was dropped: {e}")),
+            let Some(result) = delivery.try_settled() else {
+                return Ok(());
             };
             let sent = *sent;
             pending.pop_front();
@@ -423,10 +419,8 @@ impl Latencies {
                 tokio::time::sleep_until(due).await;
                 return Ok(());
             };
-            let result = match tokio::time::timeout(due - now, delivery).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(e)) => return Err(format!("a record's delivery was dropped: {e}")),
-                Err(_) => return Ok(()),
+            let Ok(result) = tokio::time::timeout(due - now, delivery).await else {
+                return Ok(());
             };
             let sent = *sent;
             pending.pop_front();
@@ -450,7 +444,7 @@ pub async fn producer_perf_test(argv: &[String]) -> Result<(), String> {
             "bootstrap-server",
         ],
     )?;
-    let topic = a.required("topic")?.to_string();
+    let topic: std::sync::Arc<str> = a.required("topic")?.into();
     let records: u64 = a.number("num-records", 0)?;
     let size: usize = a.number("record-size", 100)?;
     let throughput: f64 = a.number("throughput", -1.0)?;
