@@ -24,7 +24,7 @@ use crate::server::clock;
 
 #[derive(Clone, Debug, Default)]
 pub struct ProducerRecord {
-    /// Shared, not copied: a producer sending to one topic clones a pointer a record.
+    /// Shared, not copied: each record to a topic clones a pointer, not the name.
     pub topic: Arc<str>,
     pub partition: Option<i32>,
     pub key: Option<Bytes>,
@@ -1745,7 +1745,7 @@ mod tests {
             assert_eq!(
                 settle.0.wakers.lock().unwrap().len(),
                 1,
-                "one waker, however often polled: {}",
+                "one waker for a task, however many of the batch's deliveries it polls: {}",
                 case.what
             );
             assert!(deliveries[0].try_settled().is_none(), "{}", case.what);
@@ -1783,7 +1783,14 @@ mod tests {
         rt.block_on(async {
             let settle = Settle::new(("t".into(), 0));
             let waiting: Vec<_> = (0..4u32).map(|i| tokio::spawn(settle.delivery(i, 0))).collect();
-            tokio::task::yield_now().await;
+            // Settled only once every task is waiting on it, so the wake-up is what ends them.
+            for _ in 0..1000 {
+                if settle.0.wakers.lock().unwrap().len() == 4 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(settle.0.wakers.lock().unwrap().len(), 4, "four tasks waiting");
             settle.settle(Ok(Acknowledged {
                 base_offset: 10,
                 log_append_time: -1,
