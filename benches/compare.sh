@@ -3,7 +3,9 @@
 # `klamm consumer-perf-test` and by librdkafka (kcat for throughput, confluent-kafka for
 # delivery latency at a fixed rate, benches/rdkafka_load.py), beside the machine's loopback
 # TCP throughput (iperf3) measured in the same run. Prints records/s, MB/s and p99 for each
-# case, the ratio to loopback, and the broker's CPU seconds per GiB (from /proc/<pid>/stat).
+# case, the ratio to loopback, and the broker's CPU seconds per GiB (from /proc/<pid>/stat),
+# also as a ratio to the machine doing the bare work in the same run (benches/raw_baseline.py):
+# a buffered write of the same bytes for produce, sendfile to loopback for consume.
 #
 #   benches/compare.sh [records-1k] [records-100b]
 #
@@ -28,6 +30,8 @@ rm -rf "$dir" && mkdir -p "$dir"
 
 loopback=$(iperf3 -s -1 -p 19193 >/dev/null 2>&1 & sleep 0.5; iperf3 -c 127.0.0.1 -p 19193 -t 5 -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 8 / 1e6)')
 
+read -r raw_write_mbs raw_write_cpu raw_send_mbs raw_send_cpu < <(python3 benches/raw_baseline.py "$dir" 1024)
+
 $klamm server --override listeners=PLAINTEXT://127.0.0.1:$port --override log.dirs="$dir/data" 2>"$dir/broker.log" &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$dir"' EXIT
@@ -35,7 +39,7 @@ sleep 1
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' /proc/$broker/stat; }
 
-printf '%-34s %12s %10s %8s %12s %14s\n' case records/s MB/s p99_ms vs_loopback broker_cpu_s/GiB
+printf '%-34s %12s %10s %8s %12s %14s %12s\n' case records/s MB/s p99_ms vs_loopback broker_cpu_s/GiB vs_raw_cpu
 run_produce() {
     local name=$1 topic=$2 n=$3 size=$4 acks=$5
     $klamm topics --bootstrap-server 127.0.0.1:$port --create --topic "$topic" --partitions 1 >/dev/null
@@ -43,15 +47,15 @@ run_produce() {
     local line; line=$($klamm producer-perf-test --topic "$topic" --num-records "$n" --record-size "$size" --throughput -1 \
         --producer-props bootstrap.servers=127.0.0.1:$port acks="$acks" batch.size=262144 linger.ms=5 | tail -1)
     local after; after=$(cpu)
-    python3 - "$name" "$line" "$before" "$after" "$ticks" "$n" "$size" "$loopback" <<'PY'
+    python3 - "$name" "$line" "$before" "$after" "$ticks" "$n" "$size" "$loopback" "$raw_write_cpu" <<'PY'
 import re, sys
-name, line, before, after, ticks, n, size, loopback = sys.argv[1:]
+name, line, before, after, ticks, n, size, loopback, raw = sys.argv[1:]
 rps = float(re.search(r"([\d.]+) records/sec", line).group(1))
 mbs = float(re.search(r"\(([\d.]+) MB/sec\)", line).group(1)) * 1.048576
 p99 = re.search(r"(\d+) ms 99th", line).group(1)
 gib = int(n) * int(size) / 2**30
 cpu = (int(after) - int(before)) / int(ticks)
-print(f"{name:<34} {rps:>12.0f} {mbs:>10.1f} {p99:>8} {mbs / float(loopback):>12.2f} {cpu / gib:>14.2f}")
+print(f"{name:<34} {rps:>12.0f} {mbs:>10.1f} {p99:>8} {mbs / float(loopback):>12.2f} {cpu / gib:>14.2f} {cpu / gib / float(raw):>12.2f}")
 PY
 }
 run_consume() {
@@ -59,30 +63,31 @@ run_consume() {
     local before; before=$(cpu)
     local line; line=$($klamm consumer-perf-test --bootstrap-server 127.0.0.1:$port --topic "$topic" --messages "$n" --hide-header --timeout 10000)
     local after; after=$(cpu)
-    python3 - "$name" "$line" "$before" "$after" "$ticks" "$n" "$size" "$loopback" <<'PY'
+    python3 - "$name" "$line" "$before" "$after" "$ticks" "$n" "$size" "$loopback" "$raw_send_cpu" <<'PY'
 import sys
-name, line, before, after, ticks, n, size, loopback = sys.argv[1:]
+name, line, before, after, ticks, n, size, loopback, raw = sys.argv[1:]
 f = [x.strip() for x in line.split(",")]
 mbs, rps = float(f[3]) * 1.048576, float(f[5])
 gib = int(n) * int(size) / 2**30
 cpu = (int(after) - int(before)) / int(ticks)
-print(f"{name:<34} {rps:>12.0f} {mbs:>10.1f} {'-':>8} {mbs / float(loopback):>12.2f} {cpu / gib:>14.2f}")
+print(f"{name:<34} {rps:>12.0f} {mbs:>10.1f} {'-':>8} {mbs / float(loopback):>12.2f} {cpu / gib:>14.2f} {cpu / gib / float(raw):>12.2f}")
 PY
 }
-# One row from a librdkafka run: name, records, size, then the command, which prints
-# `records_per_s mb_per_s p99_ms` (run_kcat makes that line from its wall time).
+# One row from a librdkafka run: name, records, size, the raw baseline's CPU s/GiB to
+# divide by, then the command, which prints `records_per_s mb_per_s p99_ms` (run_kcat makes
+# that line from its wall time).
 run_rdkafka() {
-    local name=$1 n=$2 size=$3; shift 3
+    local name=$1 n=$2 size=$3 raw=$4; shift 4
     local before; before=$(cpu)
     local line; line=$("$@")
     local after; after=$(cpu)
-    python3 - "$name" "$line" "$before" "$after" "$ticks" "$n" "$size" "$loopback" <<'PY'
+    python3 - "$name" "$line" "$before" "$after" "$ticks" "$n" "$size" "$loopback" "$raw" <<'PY'
 import sys
-name, line, before, after, ticks, n, size, loopback = sys.argv[1:]
+name, line, before, after, ticks, n, size, loopback, raw = sys.argv[1:]
 rps, mbs, p99 = line.split()
 gib = int(n) * int(size) / 2**30
 cpu = (int(after) - int(before)) / int(ticks)
-print(f"{name:<34} {float(rps):>12.0f} {float(mbs):>10.1f} {p99:>8} {float(mbs) / float(loopback):>12.2f} {cpu / gib:>14.2f}")
+print(f"{name:<34} {float(rps):>12.0f} {float(mbs):>10.1f} {p99:>8} {float(mbs) / float(loopback):>12.2f} {cpu / gib:>14.2f} {cpu / gib / float(raw):>12.2f}")
 PY
 }
 run_kcat() {
@@ -105,14 +110,16 @@ run_consume "consume 100 B" p100 "$records_100" 100
 python3 -c "import sys; sys.stdout.buffer.write((b'x' * 1023 + b'\n') * int(sys.argv[1]))" "$records_1k" > "$dir/lines"
 cat "$dir/lines" > /dev/null
 $klamm topics --bootstrap-server 127.0.0.1:$port --create --topic rd1k --partitions 1 >/dev/null
-run_rdkafka "kcat produce 1 KiB acks=1" "$records_1k" 1024 run_kcat "$records_1k" 1024 \
+run_rdkafka "kcat produce 1 KiB acks=1" "$records_1k" 1024 "$raw_write_cpu" run_kcat "$records_1k" 1024 \
     kcat -P -b 127.0.0.1:$port -t rd1k -p 0 -X acks=1 -X linger.ms=5 -X batch.size=1000000 \
     -X queue.buffering.max.kbytes=1048576 -l "$dir/lines"
-run_rdkafka "kcat consume 1 KiB" "$records_1k" 1024 run_kcat "$records_1k" 1024 \
+run_rdkafka "kcat consume 1 KiB" "$records_1k" 1024 "$raw_send_cpu" run_kcat "$records_1k" 1024 \
     kcat -C -b 127.0.0.1:$port -t rd1k -p 0 -o beginning -c "$records_1k" -q -X fetch.max.bytes=52428800
 rm -f "$dir/lines"
 $klamm topics --bootstrap-server 127.0.0.1:$port --create --topic rdlat --partitions 1 >/dev/null
 rate=20000
-run_rdkafka "confluent 1 KiB acks=all ${rate}/s" $((rate * 10)) 1024 \
+run_rdkafka "confluent 1 KiB acks=all ${rate}/s" $((rate * 10)) 1024 "$raw_write_cpu" \
     $venv/bin/python benches/rdkafka_load.py produce 127.0.0.1:$port rdlat $((rate * 10)) 1024 all $rate
 printf 'loopback TCP (iperf3, 1 stream, same run): %.0f MB/s\n' "$loopback"
+printf 'raw buffered write of 1 GiB (same run): %.0f MB/s, %.2f CPU s/GiB (vs_raw_cpu of produce rows)\n' "$raw_write_mbs" "$raw_write_cpu"
+printf 'raw sendfile of 1 GiB to loopback (same run): %.0f MB/s, sender %.2f CPU s/GiB (vs_raw_cpu of consume rows)\n' "$raw_send_mbs" "$raw_send_cpu"

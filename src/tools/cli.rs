@@ -339,21 +339,70 @@ async fn seek_console(
     Ok(())
 }
 
+/// Latencies past this many milliseconds count in the histogram's last bucket (the maximum
+/// is still kept exactly): ten minutes, 4.8 MB of counts at most.
+const LATENCY_MS_MAX: usize = 600_000;
+
+/// Record latencies in whole milliseconds, as counts per millisecond: memory bounded by the
+/// longest latency seen, not by the number of records, and O(1) a record. Its percentiles
+/// are the ones a sorted list of every latency gives.
+#[derive(Default)]
+struct LatencyHistogram {
+    counts: Vec<u64>,
+    count: u64,
+    sum_ms: u64,
+    max_ms: u64,
+}
+
+impl LatencyHistogram {
+    fn record(&mut self, ms: u64) {
+        let bucket = (ms as usize).min(LATENCY_MS_MAX);
+        if bucket >= self.counts.len() {
+            self.counts.resize(bucket + 1, 0);
+        }
+        self.counts[bucket] += 1;
+        self.count += 1;
+        self.sum_ms += ms;
+        self.max_ms = self.max_ms.max(ms);
+    }
+
+    fn avg_ms(&self) -> f64 {
+        self.sum_ms as f64 / self.count.max(1) as f64
+    }
+
+    /// The latency at index `count * p` (rounded down) of the sorted latencies; 0 when
+    /// there are none.
+    fn percentile_ms(&self, p: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((self.count as f64 * p) as u64).min(self.count - 1);
+        let mut seen = 0;
+        for (ms, &n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen > rank {
+                return if ms == LATENCY_MS_MAX { self.max_ms } else { ms as u64 };
+            }
+        }
+        unreachable!("the counts add up to count")
+    }
+}
+
 /// The producer perf test's latencies, and its progress line every 5 seconds.
 struct Latencies {
     record_size: usize,
-    all: Vec<u64>,
+    all: LatencyHistogram,
     window_start: tokio::time::Instant,
-    window: Vec<u64>,
+    window: LatencyHistogram,
 }
 
 impl Latencies {
     fn new(record_size: usize) -> Latencies {
         Latencies {
             record_size,
-            all: Vec::new(),
+            all: LatencyHistogram::default(),
             window_start: clock::monotonic(),
-            window: Vec::new(),
+            window: LatencyHistogram::default(),
         }
     }
 
@@ -366,20 +415,20 @@ impl Latencies {
     ) -> Result<(), String> {
         result.map_err(|e| format!("a record failed: {e}"))?;
         let ms = now.duration_since(sent).as_millis() as u64;
-        self.all.push(ms);
-        self.window.push(ms);
+        self.all.record(ms);
+        self.window.record(ms);
         let elapsed = now.duration_since(self.window_start);
         if elapsed >= Duration::from_secs(5) {
-            let rate = self.window.len() as f64 / elapsed.as_secs_f64();
-            let avg = self.window.iter().sum::<u64>() as f64 / self.window.len() as f64;
+            let rate = self.window.count as f64 / elapsed.as_secs_f64();
             println!(
-                "{} records sent, {rate:.1} records/sec ({:.2} MB/sec), {avg:.1} ms avg latency, {:.1} ms max latency.",
-                self.window.len(),
+                "{} records sent, {rate:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
+                self.window.count,
                 rate * self.record_size as f64 / 1048576.0,
-                *self.window.iter().max().unwrap_or(&0) as f64
+                self.window.avg_ms(),
+                self.window.max_ms as f64
             );
             self.window_start = now;
-            self.window.clear();
+            self.window = LatencyHistogram::default();
         }
         Ok(())
     }
@@ -480,25 +529,18 @@ pub async fn producer_perf_test(argv: &[String]) -> Result<(), String> {
     if let Some((_, delivery)) = pending.front() {
         return Err(format!("a record was not settled by flush: {delivery:?}"));
     }
-    let mut latencies = latency.all;
+    let latencies = latency.all;
     let elapsed = clock::monotonic().duration_since(start).as_secs_f64();
-    latencies.sort_unstable();
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
     let rate = records as f64 / elapsed;
-    let avg = latencies.iter().sum::<u64>() as f64 / latencies.len().max(1) as f64;
     println!(
-        "{records} records sent, {rate:.1} records/sec ({:.2} MB/sec), {avg:.2} ms avg latency, {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
+        "{records} records sent, {rate:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {} ms 50th, {} ms 95th, {} ms 99th, {} ms 99.9th.",
         rate * size as f64 / 1048576.0,
-        latencies.last().copied().unwrap_or(0) as f64,
-        pct(0.5),
-        pct(0.95),
-        pct(0.99),
-        pct(0.999)
+        latencies.avg_ms(),
+        latencies.max_ms as f64,
+        latencies.percentile_ms(0.5),
+        latencies.percentile_ms(0.95),
+        latencies.percentile_ms(0.99),
+        latencies.percentile_ms(0.999)
     );
     producer.close().await;
     Ok(())
@@ -568,4 +610,58 @@ pub async fn consumer_perf_test(argv: &[String]) -> Result<(), String> {
         count as f64 / elapsed
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LatencyHistogram, LATENCY_MS_MAX};
+
+    /// The histogram's percentiles, average and maximum against a sorted list of the same
+    /// latencies, indexed as the perf test always has: `len * p`, rounded down.
+    fn check(latencies: &[u64]) {
+        let mut histogram = LatencyHistogram::default();
+        latencies.iter().for_each(|&ms| histogram.record(ms));
+        let mut sorted = latencies.to_vec();
+        sorted.sort_unstable();
+        for p in [0.0, 0.5, 0.95, 0.99, 0.999, 1.0] {
+            let expected = sorted
+                .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(histogram.percentile_ms(p), expected, "p{p} of {latencies:?}");
+        }
+        assert_eq!(histogram.max_ms, sorted.last().copied().unwrap_or(0));
+        let avg = sorted.iter().sum::<u64>() as f64 / sorted.len().max(1) as f64;
+        assert_eq!(histogram.avg_ms(), avg);
+    }
+
+    #[test]
+    fn latency_percentiles_match_a_sorted_list() {
+        check(&[]);
+        check(&[0]);
+        check(&[7]);
+        check(&[3, 1, 2]);
+        check(&[5; 10]);
+        check(&(0..1000).rev().collect::<Vec<_>>());
+        check(
+            &(0..1000)
+                .map(|i| if i % 100 == 0 { 250 } else { i % 3 })
+                .collect::<Vec<_>>(),
+        );
+        // The 99.9th percentile lands on the one slow record of a thousand.
+        check(&(0..1000).map(|i| if i == 500 { 40 } else { 1 }).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_latency_past_the_last_bucket_counts_there_and_stays_the_exact_maximum() {
+        let huge = LATENCY_MS_MAX as u64 * 10;
+        let mut histogram = LatencyHistogram::default();
+        histogram.record(1);
+        histogram.record(huge);
+        assert_eq!(histogram.counts.len(), LATENCY_MS_MAX + 1);
+        assert_eq!(histogram.max_ms, huge);
+        assert_eq!(histogram.percentile_ms(0.5), huge);
+        assert_eq!(histogram.percentile_ms(0.0), 1);
+        assert_eq!(histogram.avg_ms(), (huge + 1) as f64 / 2.0);
+    }
 }
