@@ -374,7 +374,7 @@ pub async fn consumer(id: u32, env: Env) {
             {
                 let mut h = env.history.lock();
                 for r in records {
-                    let tp: Tp = (r.topic.clone(), r.partition);
+                    let tp: Tp = (r.topic.to_string(), r.partition);
                     let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
                     if let Some(&(previous, at)) = last.get(&r.partition) {
                         if r.offset <= previous && !h.any_loss_since(&tp, at) {

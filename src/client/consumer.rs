@@ -3,6 +3,7 @@
 //! committed offsets arrive with the group coordinator.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +16,9 @@ use crate::record::{self, BatchFrames, ValidationLimits};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsumerRecord {
-    pub topic: String,
+    /// Shared by every record of a partition's fetched data: a record clones a pointer,
+    /// not the name.
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub timestamp: i64,
@@ -100,14 +103,13 @@ impl Consumer {
     pub fn assign(&mut self, partitions: Vec<(String, i32)>) {
         self.positions.retain(|k, _| partitions.contains(k));
         self.buffered
-            .retain(|r| partitions.contains(&(r.topic.clone(), r.partition)));
+            .retain(|r| partitions.iter().any(|(t, p)| **t == *r.topic && *p == r.partition));
         self.assignment = partitions;
     }
 
     pub fn seek(&mut self, topic: &str, partition: i32, offset: i64) {
         let key = (topic.to_string(), partition);
-        self.buffered
-            .retain(|r| (r.topic.as_str(), r.partition) != (topic, partition));
+        self.buffered.retain(|r| (&*r.topic, r.partition) != (topic, partition));
         self.positions.insert(key, offset);
     }
 
@@ -126,7 +128,7 @@ impl Consumer {
     pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
         self.buffered
             .iter()
-            .find(|r| r.partition == partition && r.topic == topic)
+            .find(|r| r.partition == partition && &*r.topic == topic)
             .map(|r| r.offset)
             .or_else(|| self.positions.get(&(topic.to_string(), partition)).copied())
     }
@@ -343,7 +345,8 @@ impl Consumer {
                     continue;
                 };
                 let records = p.records.unwrap_or_default();
-                let (out, next) = partition_records(&key.0, key.1, position, &records, &mut scratch)?;
+                let topic: Arc<str> = key.0.as_str().into();
+                let (out, next) = partition_records(&topic, key.1, position, &records, &mut scratch)?;
                 self.buffered.extend(out);
                 self.positions.insert(key, next);
             }
@@ -395,7 +398,7 @@ impl Consumer {
 /// Keys, values and header values of uncompressed batches are slices of `records`, not
 /// copies; those of compressed batches are copied out of the decompressed bytes.
 pub fn partition_records(
-    topic: &str,
+    topic: &Arc<str>,
     partition: i32,
     position: i64,
     records: &Bytes,
@@ -420,10 +423,12 @@ pub fn partition_records(
             continue;
         }
         if !header.is_control() {
-            record::for_each_record(batch, &limits, scratch, |offset, r| {
+            // One pass: on a batch that does not validate the whole fetch fails, and `out`
+            // with it.
+            record::for_each_record_validating(batch, &limits, scratch, |offset, r| {
                 if offset >= next {
                     out.push(ConsumerRecord {
-                        topic: topic.to_string(),
+                        topic: topic.clone(),
                         partition,
                         offset,
                         timestamp: if header.timestamp_type() == record::TimestampType::LogAppendTime {
@@ -461,7 +466,7 @@ mod tests {
                 builder.append(1_000, Some(&[i]), Some(&value), &[("h", Some(&[i, i]))]);
             }
             let records = builder.build().freeze();
-            let (out, next) = partition_records("t", 0, 1, &records, &mut Vec::new()).unwrap();
+            let (out, next) = partition_records(&"t".into(), 0, 1, &records, &mut Vec::new()).unwrap();
             let what = codec.name();
             assert_eq!(next, 4, "{what}");
             assert_eq!(

@@ -45,9 +45,13 @@ pub fn hostile_response(data: &[u8]) {
                     let records = p.records.clone().unwrap_or_default();
                     // Any position: the one the client asked from is not in the response.
                     let position = p.log_start_offset;
-                    let Ok((out, next)) =
-                        partition_records(&topic.topic, p.partition_index, position, &records, &mut scratch)
-                    else {
+                    let Ok((out, next)) = partition_records(
+                        &topic.topic.as_str().into(),
+                        p.partition_index,
+                        position,
+                        &records,
+                        &mut scratch,
+                    ) else {
                         continue;
                     };
                     assert!(next >= position, "the position moved back from {position} to {next}");
@@ -110,7 +114,7 @@ mod tests {
         let frame = fetch_frame(batch.freeze(), 6);
         let decoded: FetchResponse = decode::<FetchRequest, FetchResponse>(frame.slice(2..), 12).unwrap();
         let records = decoded.responses[0].partitions[0].records.clone().unwrap();
-        let (out, next) = partition_records("t", 0, 6, &records, &mut Vec::new()).unwrap();
+        let (out, next) = partition_records(&"t".into(), 0, 6, &records, &mut Vec::new()).unwrap();
         assert_eq!(out.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![6, 7]);
         assert_eq!(next, 8);
         for cut in 0..frame.len() {

@@ -7,8 +7,9 @@
 //! checked twice: as it came, and with its CRC set to match its bytes.
 
 use super::{
-    control_batch, for_each_record, validate_batch, write_crc, AppendOrigin, BatchFrames, BatchHeader, Compression,
-    ControlRecordType, RecordBatchBuilder, ValidationLimits, NO_TIMESTAMP, RECORD_BATCH_OVERHEAD,
+    control_batch, for_each_record, for_each_record_validating, validate_batch, write_crc, AppendOrigin, BatchFrames,
+    BatchHeader, Compression, ControlRecordType, RecordBatchBuilder, ValidationLimits, NO_TIMESTAMP,
+    RECORD_BATCH_OVERHEAD,
 };
 
 /// The decompression bound the checks use: big enough for any seed, small enough that a
@@ -37,8 +38,9 @@ pub fn check_batches(data: &[u8]) {
     }
 }
 
-/// Validates one batch as a client's and as a replica's, then iterates its records; the
-/// three must agree. Returns whether it validated as a replica's batch.
+/// Validates one batch as a client's and as a replica's, then iterates its records, both
+/// after validating and while validating (the consumer's one pass); all must agree. Returns
+/// whether it validated as a replica's batch.
 fn check_batch(batch: &[u8], framed: &BatchHeader, limits: &ValidationLimits, scratch: &mut Vec<u8>) -> bool {
     let client = validate_batch(batch, AppendOrigin::Client, limits, scratch);
     let replica = validate_batch(batch, AppendOrigin::Replication, limits, scratch);
@@ -49,6 +51,10 @@ fn check_batch(batch: &[u8], framed: &BatchHeader, limits: &ValidationLimits, sc
         assert!(
             for_each_record(batch, limits, scratch, |_, _| {}).is_err(),
             "iteration validates as a replica does"
+        );
+        assert!(
+            for_each_record_validating(batch, limits, scratch, |_, _| {}).is_err(),
+            "one-pass iteration validates as a replica does"
         );
         return false;
     };
@@ -83,6 +89,17 @@ fn check_batch(batch: &[u8], framed: &BatchHeader, limits: &ValidationLimits, sc
     });
     let iterated = iterated.expect("a batch that validates iterates");
     assert_eq!(iterated, header);
+    let mut seen = Vec::new();
+    let one_pass = for_each_record_validating(batch, limits, scratch, |offset, record| {
+        seen.push((offset, record.timestamp, record.key.is_none()))
+    });
+    assert_eq!(one_pass.expect("a batch that validates iterates in one pass"), header);
+    let mut again = Vec::new();
+    for_each_record(batch, limits, scratch, |offset, record| {
+        again.push((offset, record.timestamp, record.key.is_none()))
+    })
+    .expect("it iterated above");
+    assert_eq!(seen, again, "one pass yields the records two passes do");
     assert_eq!(count, header.records_count, "a valid batch yields its record count");
     assert_eq!(summary.max_timestamp, max_timestamp);
     assert_eq!(summary.has_keyless_record, keyless);

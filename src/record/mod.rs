@@ -247,6 +247,19 @@ pub fn validate_batch(
     limits: &ValidationLimits,
     scratch: &mut Vec<u8>,
 ) -> KafkaResult<BatchSummary> {
+    validate_batch_visiting(batch, origin, limits, scratch, |_, _| {})
+}
+
+/// [`validate_batch`], calling `visit` with each record's offset and the record as the walk
+/// validates it: one pass over the records, not two. A batch that turns out invalid has
+/// shown `visit` some of its records first, so the caller must drop what it got on `Err`.
+fn validate_batch_visiting(
+    batch: &[u8],
+    origin: AppendOrigin,
+    limits: &ValidationLimits,
+    scratch: &mut Vec<u8>,
+    mut visit: impl FnMut(i64, &Record<'_>),
+) -> KafkaResult<BatchSummary> {
     let header = BatchHeader::parse(batch).map_err(|e| corrupt(format!("bad batch frame: {e:?}")))?;
     if header.size() != batch.len() {
         return Err(corrupt(format!(
@@ -333,7 +346,8 @@ pub fn validate_batch(
         })?;
         scratch
     };
-    let (max_timestamp, offset_delta_of_max_timestamp, has_keyless_record) = validate_records(&header, records, dense)?;
+    let (max_timestamp, offset_delta_of_max_timestamp, has_keyless_record) =
+        validate_records(&header, records, dense, &mut visit)?;
     Ok(BatchSummary {
         header,
         max_timestamp,
@@ -348,7 +362,12 @@ pub fn validate_batch(
 ///
 /// Dense batches number their records 0, 1, 2...; compacted ones (`dense` false) need only
 /// increasing deltas within lastOffsetDelta.
-fn validate_records(header: &BatchHeader, records: &[u8], dense: bool) -> KafkaResult<(i64, i32, bool)> {
+fn validate_records(
+    header: &BatchHeader,
+    records: &[u8],
+    dense: bool,
+    visit: &mut impl FnMut(i64, &Record<'_>),
+) -> KafkaResult<(i64, i32, bool)> {
     let mut max = (NO_TIMESTAMP, 0);
     let mut keyless = false;
     let mut iter = Records::new(records, header.base_timestamp);
@@ -379,6 +398,7 @@ fn validate_records(header: &BatchHeader, records: &[u8], dense: bool) -> KafkaR
         if record.timestamp > max.0 {
             max = (record.timestamp, record.offset_delta);
         }
+        visit(header.base_offset + record.offset_delta as i64, &record);
         expected_delta += 1;
     }
     if expected_delta != header.records_count {
@@ -410,6 +430,20 @@ pub fn for_each_record<'s>(
         f(header.base_offset + record.offset_delta as i64, &record);
     }
     Ok(header)
+}
+
+/// Like [`for_each_record`], in one pass instead of two: `f` sees each record as it is
+/// validated, so when the batch turns out invalid `f` has seen some of its records, and the
+/// caller must drop whatever it made of them on `Err` (the consumer does: it fails the
+/// whole fetch). For readers that only collect records; anything that acts on a record at
+/// once uses `for_each_record`.
+pub fn for_each_record_validating<'s>(
+    batch: &'s [u8],
+    limits: &ValidationLimits,
+    scratch: &'s mut Vec<u8>,
+    f: impl FnMut(i64, &Record<'_>),
+) -> KafkaResult<BatchHeader> {
+    Ok(validate_batch_visiting(batch, AppendOrigin::Replication, limits, scratch, f)?.header)
 }
 
 /// One record, borrowed from the batch's (decompressed) records section.
