@@ -254,7 +254,14 @@ struct State {
     closed: bool,
     /// The ordinal the next sealed batch takes.
     ordinals: u64,
+    /// Settled batches' buffers for new batches to reuse (the Java client's `BufferPool`):
+    /// a buffer that stays in the process keeps its pages, where a fresh one costs a page
+    /// fault a page. At most `BATCH_BUFFERS_FREE_MAX`.
+    free_buffers: Vec<Vec<u8>>,
 }
+
+/// The most settled batch buffers kept for reuse.
+const BATCH_BUFFERS_FREE_MAX: usize = 16;
 
 impl State {
     fn new() -> State {
@@ -270,12 +277,29 @@ impl State {
             needs_bump: false,
             closed: false,
             ordinals: 0,
+            free_buffers: Vec::new(),
         }
     }
 
     fn next_ordinal(&mut self) -> u64 {
         self.ordinals += 1;
         self.ordinals
+    }
+
+    /// Keeps a settled batch's buffer for a new batch, when nothing else holds it (a request
+    /// being written still may), it is not much bigger than a batch (one huge record's is
+    /// let go), and the pool has room.
+    fn recycle(&mut self, records: Bytes, batch_size: usize) {
+        if self.free_buffers.len() >= BATCH_BUFFERS_FREE_MAX {
+            return;
+        }
+        let Ok(buffer) = records.try_into_mut() else {
+            return;
+        };
+        let buffer = Vec::from(buffer);
+        if buffer.capacity() <= 2 * (batch_size + record::RECORD_BATCH_OVERHEAD) {
+            self.free_buffers.push(buffer);
+        }
     }
 }
 
@@ -468,8 +492,9 @@ impl Producer {
         }
         if !state.open.contains_key(&key) {
             let capacity = self.settings.batch_size.max(size);
+            let buffer = state.free_buffers.pop().unwrap_or_default();
             let open = Open {
-                builder: RecordBatchBuilder::with_capacity(compression, capacity),
+                builder: RecordBatchBuilder::with_buffer(compression, buffer, capacity),
                 bytes: 0,
                 outcome: Settle::new(key.clone()),
                 created: clock::monotonic(),
@@ -785,6 +810,9 @@ impl Sender {
                 return false;
             }
         };
+        // The request's references to the batches go now, so that a batch settled later
+        // holds its buffer alone and the pool can take it back.
+        drop((request, records));
         if self.settings.acks == 0 {
             // Nothing comes back: the records count as sent, at unknown offsets.
             complete(&self.settings, &self.state, &self.flights, batches, None);
@@ -1155,6 +1183,7 @@ fn complete(
                 let mut s = state.lock();
                 s.in_flight -= n;
                 s.buffered_bytes -= bytes;
+                s.recycle(sealed.records, settings.batch_size);
             }
             // The broker refused the batch by its sequence or epoch, so it is not in the
             // log. If an earlier batch of its partition is still unsettled (in flight, or
@@ -1685,6 +1714,61 @@ mod tests {
                 "{}: open batch",
                 case.what
             );
+        }
+    }
+
+    /// A settled batch's buffer goes back to the pool without a copy, unless a request still
+    /// holds it, it is far bigger than a batch, or the pool is full; a new batch takes it.
+    #[test]
+    fn a_settled_batch_buffer_is_reused_without_a_copy() {
+        let batch_size = 1024;
+        let built = |records_bytes: usize| {
+            let mut builder = RecordBatchBuilder::with_capacity(Compression::None, records_bytes);
+            builder.append(1, None, Some(&vec![7u8; records_bytes]), &[]);
+            builder.build().freeze()
+        };
+        // (the batch's records bytes, a request still holds it, buffers already free, kept)
+        let cases = [
+            (batch_size, false, 0, true),
+            (batch_size, true, 0, false),
+            (4 * batch_size, false, 0, false),
+            (batch_size, false, BATCH_BUFFERS_FREE_MAX - 1, true),
+            (batch_size, false, BATCH_BUFFERS_FREE_MAX, false),
+        ];
+        for (records_bytes, held, free, kept) in cases {
+            let mut state = State::new();
+            state.free_buffers = vec![Vec::new(); free];
+            let records = built(records_bytes);
+            let at = records.as_ptr();
+            let request = held.then(|| records.clone());
+            state.recycle(records, batch_size);
+            let case = format!("{records_bytes} bytes, held {held}, {free} free");
+            assert_eq!(state.free_buffers.len(), free + kept as usize, "{case}");
+            if kept {
+                let buffer = state.free_buffers.pop().unwrap();
+                assert_eq!(buffer.as_ptr(), at, "{case}: the same memory, not a copy");
+                let mut builder = RecordBatchBuilder::with_buffer(Compression::None, buffer, batch_size);
+                builder.append(2, None, Some(b"v"), &[]);
+                let batch = builder.build();
+                assert_eq!(batch.as_ptr(), at, "{case}: the new batch is built in it");
+                let mut scratch = Vec::new();
+                let mut values = Vec::new();
+                record::for_each_record(
+                    &batch,
+                    &record::ValidationLimits {
+                        decompressed_bytes_max: 1 << 20,
+                    },
+                    &mut scratch,
+                    |_, r| values.push(r.value.map(<[u8]>::to_vec)),
+                )
+                .expect("a batch built in a recycled buffer validates");
+                assert_eq!(
+                    values,
+                    vec![Some(b"v".to_vec())],
+                    "{case}: nothing of the old batch is left"
+                );
+            }
+            drop(request);
         }
     }
 

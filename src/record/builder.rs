@@ -35,7 +35,14 @@ impl RecordBatchBuilder {
 
     /// A builder with room for `records_bytes` of records before it grows.
     pub fn with_capacity(compression: Compression, records_bytes: usize) -> RecordBatchBuilder {
-        let mut records = Vec::with_capacity(RECORD_BATCH_OVERHEAD + records_bytes);
+        RecordBatchBuilder::with_buffer(compression, Vec::new(), records_bytes)
+    }
+
+    /// A builder that writes into `buffer` (its contents are discarded), grown if needed to
+    /// hold `records_bytes` of records: for a producer recycling its batches' memory.
+    pub fn with_buffer(compression: Compression, mut records: Vec<u8>, records_bytes: usize) -> RecordBatchBuilder {
+        records.clear();
+        records.reserve(RECORD_BATCH_OVERHEAD + records_bytes);
         records.resize(RECORD_BATCH_OVERHEAD, 0);
         RecordBatchBuilder {
             compression,
