@@ -438,9 +438,10 @@ impl Producer {
     /// says why it cannot yet. Not async: the lock is never held across an await.
     fn admit(&self, record: ProducerRecord, timestamp: i64, size: usize) -> Result<Admission<'_>, ClientError> {
         let mut state = self.state.lock();
-        if !state.metadata.topics.contains_key(&*record.topic) {
+        // One lookup of the topic's partitions; the checks below keep their order.
+        let Some(partitions) = state.metadata.topics.get(&*record.topic).map(|p| p.len() as i32) else {
             return Ok(Admission::UnknownTopic(record));
-        }
+        };
         if state.buffered_bytes != 0 && state.buffered_bytes + size > self.settings.buffer_memory {
             // Registered before the lock is let go, so the sender's wake-up after it frees
             // room cannot be missed.
@@ -451,7 +452,6 @@ impl Producer {
         if state.closed {
             return Err(ClientError::Config("the producer is closed".into()));
         }
-        let partitions = state.metadata.topics.get(&*record.topic).map_or(0, |p| p.len() as i32);
         if partitions == 0 {
             return Err(ClientError::Kafka(
                 3,
@@ -477,10 +477,12 @@ impl Producer {
         let sticky = record.key.is_none() && record.partition.is_none();
         let key = (record.topic, partition);
         // A record that does not fit the open batch starts a new one, as the Java client does.
-        let overflows = state
+        // (Some(true): the open batch takes it, the common case: one lookup here, one below.)
+        let fits = state
             .open
             .get(&key)
-            .is_some_and(|o| !o.builder.is_empty() && o.builder.records_bytes() + size > self.settings.batch_size);
+            .map(|o| o.builder.is_empty() || o.builder.records_bytes() + size <= self.settings.batch_size);
+        let overflows = fits == Some(false);
         if overflows {
             let open = state.open.remove(&key).expect("checked above");
             let ordinal = state.next_ordinal();
@@ -490,7 +492,7 @@ impl Producer {
                 .or_default()
                 .push_back(seal(open, ordinal));
         }
-        if !state.open.contains_key(&key) {
+        if fits != Some(true) {
             let capacity = self.settings.batch_size.max(size);
             let buffer = state.free_buffers.pop().unwrap_or_default();
             let open = Open {
