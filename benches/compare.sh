@@ -30,7 +30,9 @@ rm -rf "$dir" && mkdir -p "$dir"
 
 loopback=$(iperf3 -s -1 -p 19193 >/dev/null 2>&1 & sleep 0.5; iperf3 -c 127.0.0.1 -p 19193 -t 5 -J | python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 8 / 1e6)')
 
-read -r raw_write_mbs raw_write_cpu raw_send_mbs raw_send_cpu < <(python3 benches/raw_baseline.py "$dir" 1024)
+# An assignment, not a process substitution, so that set -e stops here if the baseline fails.
+baseline=$(python3 benches/raw_baseline.py "$dir" 1024)
+read -r raw_write_mbs raw_write_cpu raw_send_mbs raw_send_cpu <<<"$baseline"
 
 $klamm server --override listeners=PLAINTEXT://127.0.0.1:$port --override log.dirs="$dir/data" 2>"$dir/broker.log" &
 broker=$!

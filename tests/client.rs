@@ -121,6 +121,51 @@ async fn produce_and_consume_with_the_rust_client() {
     assert!(admin.list_topics().await.unwrap().is_empty());
 }
 
+/// A producer reuses its batches' memory with every acks setting and codec: after a flush,
+/// the pool holds at least a batch's worth. Fails if the sender keeps its own references
+/// past settling acks=0 batches (no buffer comes back), or if a compressed batch pools its
+/// small compressed buffer instead of the one its records were gathered in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_batches_give_their_buffers_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = start(dir.path()).await;
+    let config = ClientConfig::new().set("bootstrap.servers", &bootstrap);
+    let mut admin = Admin::new(&config).await.unwrap();
+    admin.create_topic("pooled", 1, 1, &[]).await.unwrap();
+    let batch_size = 16_384;
+    for acks in ["0", "1", "all"] {
+        for codec in ["none", "lz4", "zstd"] {
+            let producer = Producer::new(
+                config
+                    .clone()
+                    .set("acks", acks)
+                    .set("compression.type", codec)
+                    .set("batch.size", batch_size)
+                    .set("linger.ms", 0),
+            )
+            .await
+            .unwrap();
+            for round in 0..4 {
+                for i in 0..100 {
+                    let record = ProducerRecord {
+                        topic: "pooled".into(),
+                        value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; 200])),
+                        ..Default::default()
+                    };
+                    producer.send(record).await.unwrap();
+                }
+                producer.flush().await;
+                let pooled = producer.buffer_pool_bytes();
+                assert!(
+                    pooled >= batch_size,
+                    "acks={acks} {codec} round {round}: {pooled} bytes pooled"
+                );
+            }
+            producer.close().await;
+        }
+    }
+}
+
 /// Three group members on six partitions, each polling in its own task and committing what
 /// it read; one leaves and the others take over; a restarted member resumes at the
 /// committed offsets. Both rebalance protocols.

@@ -287,18 +287,46 @@ impl State {
     }
 
     /// Keeps a settled batch's buffer for a new batch, when nothing else holds it (a request
-    /// being written still may), it is not much bigger than a batch (one huge record's is
-    /// let go), and the pool has room.
+    /// being written still may) and `keep_buffer` takes it.
     fn recycle(&mut self, records: Bytes, batch_size: usize) {
         if self.free_buffers.len() >= BATCH_BUFFERS_FREE_MAX {
             return;
         }
-        let Ok(buffer) = records.try_into_mut() else {
-            return;
-        };
-        let buffer = Vec::from(buffer);
-        if buffer.capacity() <= 2 * (batch_size + record::RECORD_BATCH_OVERHEAD) {
+        if let Ok(buffer) = records.try_into_mut() {
+            self.keep_buffer(Vec::from(buffer), batch_size);
+        }
+    }
+
+    /// Pools a buffer that holds a batch without growing (a compressed batch's, smaller, is
+    /// let go) and is not much bigger than one (one huge record's is let go either), while
+    /// the pool has room.
+    fn keep_buffer(&mut self, buffer: Vec<u8>, batch_size: usize) {
+        let batch_bytes = batch_size + record::RECORD_BATCH_OVERHEAD;
+        let fits = (batch_bytes..=2 * batch_bytes).contains(&buffer.capacity());
+        if fits && self.free_buffers.len() < BATCH_BUFFERS_FREE_MAX {
             self.free_buffers.push(buffer);
+        }
+    }
+
+    /// Closes an open batch: builds it, numbers it, and pools the buffer a compressed
+    /// batch's records were gathered in.
+    fn seal(&mut self, open: Open, batch_size: usize) -> Sealed {
+        let ordinal = self.next_ordinal();
+        let records_count = open.builder.len();
+        let (records, released) = open.builder.build_releasing_buffer();
+        if let Some(buffer) = released {
+            self.keep_buffer(buffer, batch_size);
+        }
+        Sealed {
+            records: records.freeze(),
+            bytes: open.bytes,
+            outcome: open.outcome,
+            created: open.created,
+            attempts: 0,
+            retry_at: None,
+            stamp: None,
+            records_count,
+            ordinal,
         }
     }
 }
@@ -485,12 +513,8 @@ impl Producer {
         let overflows = fits == Some(false);
         if overflows {
             let open = state.open.remove(&key).expect("checked above");
-            let ordinal = state.next_ordinal();
-            state
-                .queues
-                .entry(key.clone())
-                .or_default()
-                .push_back(seal(open, ordinal));
+            let sealed = state.seal(open, self.settings.batch_size);
+            state.queues.entry(key.clone()).or_default().push_back(sealed);
         }
         if fits != Some(true) {
             let capacity = self.settings.batch_size.max(size);
@@ -520,6 +544,12 @@ impl Producer {
             state.sticky.insert(key.0, (partition + 1) % partitions);
         }
         Ok(Admission::Queued { delivery, full })
+    }
+
+    /// Bytes of settled batches' buffers pooled for new batches: the free part of what the
+    /// Java client reports as `buffer-available-bytes`.
+    pub fn buffer_pool_bytes(&self) -> usize {
+        self.state.lock().free_buffers.iter().map(Vec::capacity).sum()
     }
 
     /// Sends everything queued and waits until every record is acknowledged or failed.
@@ -1035,25 +1065,10 @@ fn take_ready(
     state.queues.retain(|_, q| !q.is_empty());
     for key in opened {
         let open = state.open.remove(&key).expect("listed");
-        let ordinal = state.next_ordinal();
-        ready.push((key, seal(open, ordinal)));
+        let sealed = state.seal(open, settings.batch_size);
+        ready.push((key, sealed));
     }
     ready
-}
-
-fn seal(open: Open, ordinal: u64) -> Sealed {
-    let records_count = open.builder.len();
-    Sealed {
-        records: open.builder.build().freeze(),
-        bytes: open.bytes,
-        outcome: open.outcome,
-        created: open.created,
-        attempts: 0,
-        retry_at: None,
-        stamp: None,
-        records_count,
-        ordinal,
-    }
 }
 
 /// InitProducerId: a producer id and epoch before the first send, and an epoch bump (with
@@ -1720,7 +1735,8 @@ mod tests {
     }
 
     /// A settled batch's buffer goes back to the pool without a copy, unless a request still
-    /// holds it, it is far bigger than a batch, or the pool is full; a new batch takes it.
+    /// holds it, it is far bigger or smaller than a batch, or the pool is full; a new batch
+    /// takes it.
     #[test]
     fn a_settled_batch_buffer_is_reused_without_a_copy() {
         let batch_size = 1024;
@@ -1734,6 +1750,8 @@ mod tests {
             (batch_size, false, 0, true),
             (batch_size, true, 0, false),
             (4 * batch_size, false, 0, false),
+            // Smaller than a batch, as a compressed batch's buffer is: it would only grow.
+            (batch_size / 4, false, 0, false),
             (batch_size, false, BATCH_BUFFERS_FREE_MAX - 1, true),
             (batch_size, false, BATCH_BUFFERS_FREE_MAX, false),
         ];

@@ -118,15 +118,21 @@ impl RecordBatchBuilder {
 
     /// The batch with base offset 0 and leader epoch -1; the log assigns both.
     pub fn build(self) -> BytesMut {
+        self.build_releasing_buffer().0
+    }
+
+    /// `build`, and for a compressed batch also the buffer the records were gathered in,
+    /// which the batch no longer needs: a producer recycles it at once.
+    pub fn build_releasing_buffer(self) -> (BytesMut, Option<Vec<u8>>) {
         assert!(self.count > 0, "a batch holds at least one record");
-        let mut batch = if self.compression == Compression::None {
-            self.records
+        let (mut batch, released) = if self.compression == Compression::None {
+            (self.records, None)
         } else {
             let compressed = compress(self.compression, &self.records[RECORD_BATCH_OVERHEAD..]);
             let mut batch = Vec::with_capacity(RECORD_BATCH_OVERHEAD + compressed.len());
             batch.resize(RECORD_BATCH_OVERHEAD, 0);
             batch.extend_from_slice(&compressed);
-            batch
+            (batch, Some(self.records))
         };
         let mut attributes = self.compression as i16;
         if self.transactional {
@@ -154,7 +160,7 @@ impl RecordBatchBuilder {
         batch[..RECORD_BATCH_OVERHEAD].copy_from_slice(&out);
         let mut batch = BytesMut::from(bytes::Bytes::from(batch));
         write_crc(&mut batch);
-        batch
+        (batch, released)
     }
 }
 
