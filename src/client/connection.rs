@@ -9,6 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, Wr
 use tokio::net::TcpStream;
 
 use super::ClientError;
+use crate::io::socket::{self, FrameLowat};
 use crate::protocol::codec::{encode_noting_records, records_length_prefix, Message, Reader};
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
 
@@ -131,7 +132,8 @@ impl Connection {
     }
 
     async fn read_frame(&mut self) -> Result<Bytes, ClientError> {
-        read_frame(&mut self.stream).await
+        let socket = socket::tcp_descriptor(&self.stream);
+        read_frame(&mut self.stream, socket).await
     }
 }
 
@@ -248,7 +250,8 @@ impl ResponseReader {
         version: i16,
         correlation_id: i32,
     ) -> Result<Resp, ClientError> {
-        let body = read_frame(&mut self.half).await?;
+        // Produce responses are small: no wake-up threshold to set.
+        let body = read_frame(&mut self.half, None).await?;
         decode_response::<Req, Resp>(body, version, correlation_id)
     }
 }
@@ -294,8 +297,10 @@ fn frame<Req: Message>(
 }
 
 /// One response frame's body; its size is checked against `RESPONSE_BYTES_MAX` and the
-/// buffer grows with the bytes that arrive, never ahead of them by more than 1 MiB.
-async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Bytes, ClientError> {
+/// buffer grows with the bytes that arrive, never ahead of them by more than 1 MiB. With
+/// `socket`, the descriptor of the TCP socket under `stream`, a large frame is read with
+/// a wake-up threshold (`io::socket::FrameLowat`).
+async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R, socket: Option<i32>) -> Result<Bytes, ClientError> {
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).await?;
     let size = i32::from_be_bytes(size);
@@ -303,13 +308,16 @@ async fn read_frame<R: AsyncRead + Unpin>(stream: &mut R) -> Result<Bytes, Clien
         return Err(ClientError::Protocol(format!("response frame of {size} bytes")));
     }
     let mut body = BytesMut::with_capacity((size as usize).min(1 << 20));
+    let mut lowat = FrameLowat::new(socket);
     while body.len() < size as usize {
         let want = (size as usize - body.len()).min(1 << 20);
+        lowat.expect(want)?;
         body.reserve(want);
         if (&mut *stream).take(want as u64).read_buf(&mut body).await? == 0 {
             return Err(ClientError::Protocol("connection closed inside a response".into()));
         }
     }
+    lowat.done()?;
     Ok(body.freeze())
 }
 
@@ -338,6 +346,68 @@ pub fn decode_response<Req: Message, Resp: Message>(
 mod tests {
     use super::*;
     use crate::protocol::messages::{produce_request, ProduceRequest};
+
+    /// Frames of every size around the wake-up threshold (and past the kernel's cap on it),
+    /// written in uneven pieces with pauses, one at a time, each read whole: the reader never
+    /// waits for bytes a frame does not owe, and a small frame after a large one is not
+    /// held back. A hang fails on the timeout.
+    #[cfg(not(madsim))]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_arriving_in_pieces_are_read_whole_whatever_their_size() {
+        let sizes = [
+            4,
+            1_000,
+            socket::RCVLOWAT_BYTES_MIN - 1,
+            socket::RCVLOWAT_BYTES_MIN,
+            200_000,
+            1 << 20,
+            (1 << 20) + 1,
+            5 << 20,
+            12,
+            3 << 20,
+            4,
+        ];
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // As a broker answers requests: the next frame only once the last one is read, so
+        // nothing after a frame's bytes could wake a reader that waits for too many.
+        let (read_tx, mut read_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let writer = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut piece = 1_000usize;
+            for (n, size) in sizes.into_iter().enumerate() {
+                if n > 0 {
+                    assert_eq!(read_rx.recv().await, Some(n - 1));
+                }
+                let mut frame = (size as i32).to_be_bytes().to_vec();
+                frame.extend((0..size).map(|i| (i * 7 + n) as u8));
+                for chunk in frame.chunks(piece) {
+                    stream.write_all(chunk).await.unwrap();
+                    stream.flush().await.unwrap();
+                    if chunk.len() % 3 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                piece = piece * 5 % 700_001 + 1;
+            }
+            stream
+        });
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let socket = socket::tcp_descriptor(&stream);
+        for (n, size) in sizes.into_iter().enumerate() {
+            let body = tokio::time::timeout(Duration::from_secs(20), read_frame(&mut stream, socket))
+                .await
+                .unwrap_or_else(|_| panic!("frame {n} of {size} bytes: the reader hung"))
+                .unwrap();
+            assert_eq!(body.len(), size, "frame {n}");
+            assert!(
+                body.iter().enumerate().all(|(i, &b)| b == (i * 7 + n) as u8),
+                "frame {n}: its own bytes, in order"
+            );
+            let _ = read_tx.send(n); // the writer is gone after the last frame
+        }
+        drop(writer.await.unwrap());
+    }
 
     /// A produce request with these (topic, partitions' records) and the same request
     /// with its records fields empty.

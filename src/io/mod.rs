@@ -14,6 +14,7 @@
 mod real;
 mod rng;
 mod sim;
+pub mod socket;
 
 use std::future::Future;
 use std::io;
