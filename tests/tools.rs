@@ -19,6 +19,13 @@ fn klamm(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 #[test]
 fn topics_console_and_perf_tools() {
     let data = tempfile::tempdir().unwrap();
@@ -102,6 +109,7 @@ fn topics_console_and_perf_tools() {
     assert!(err.contains("Processed a total of 3 messages"), "{err}");
 
     let props = format!("bootstrap.servers={b}");
+    let before_ms = now_ms();
     let (ok, out, err) = klamm(&[
         "producer-perf-test",
         "--topic",
@@ -120,6 +128,42 @@ fn topics_console_and_perf_tools() {
     assert!(
         out.contains("20000 records sent") && out.contains("ms 99.9th."),
         "{out}"
+    );
+    let after_ms = now_ms();
+    // The perf test stamps its records itself, from its one clock read a record: they
+    // carry the wall-clock time they were sent at, in order.
+    let (ok, out, err) = klamm(&[
+        "console-consumer",
+        "--bootstrap-server",
+        &b,
+        "--topic",
+        "perf",
+        "--from-beginning",
+        "--max-messages",
+        "20000",
+        "--timeout-ms",
+        "10000",
+        "--property",
+        "print.timestamp=true",
+    ]);
+    assert!(ok, "{err}");
+    let stamps: Vec<i64> = out
+        .lines()
+        .map(|l| {
+            l.strip_prefix("CreateTime:")
+                .and_then(|l| l.split('\t').next())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(stamps.len(), 20000);
+    assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "timestamps in send order");
+    assert!(
+        stamps[0] >= before_ms && stamps[19999] <= after_ms,
+        "{before_ms} <= {} .. {} <= {after_ms}",
+        stamps[0],
+        stamps[19999]
     );
     let (ok, out, err) = klamm(&[
         "consumer-perf-test",
