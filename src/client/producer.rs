@@ -289,9 +289,6 @@ impl State {
     /// Keeps a settled batch's buffer for a new batch, when nothing else holds it (a request
     /// being written still may) and `keep_buffer` takes it.
     fn recycle(&mut self, records: Bytes, batch_size: usize) {
-        if self.free_buffers.len() >= BATCH_BUFFERS_FREE_MAX {
-            return;
-        }
         if let Ok(buffer) = records.try_into_mut() {
             self.keep_buffer(Vec::from(buffer), batch_size);
         }

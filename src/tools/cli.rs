@@ -514,10 +514,12 @@ pub async fn producer_perf_test(argv: &[String]) -> Result<(), String> {
             latency.settle_until(&mut pending, due).await?;
         }
         // One clock read a record (at 3M records a second a read is a few percent of the
-        // client): the record's send time, its timestamp (the wall clock at the start plus
-        // the time since, as the producer would stamp it), and when the ones before it are
-        // looked at.
+        // client): when the ones before it are looked at, which is right away (a look after
+        // `send` would credit a delivery settled during it with an earlier time), and the
+        // record's send time and timestamp (the wall clock at the start plus the time
+        // since, as the producer would stamp it).
         let now = clock::monotonic();
+        latency.settle_ready(&mut pending, now)?;
         let record = ProducerRecord {
             topic: topic.clone(),
             value: Some(payload.clone()),
@@ -526,7 +528,6 @@ pub async fn producer_perf_test(argv: &[String]) -> Result<(), String> {
         };
         let delivery = producer.send(record).await.map_err(|e| e.to_string())?;
         pending.push_back((now, delivery));
-        latency.settle_ready(&mut pending, now)?;
     }
     producer.flush().await;
     latency.settle_ready(&mut pending, clock::monotonic())?;
