@@ -1295,3 +1295,107 @@ fn the_flush_after_a_roll_moves_the_recovery_point() {
         assert_eq!(values(&read_all(&log).await)[..6], expected(0..6)[..]);
     })
 }
+
+type LogOp = fn(Arc<UnifiedLog<SimStorage>>) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ErrorCode>> + Send>>;
+
+/// A topic deleted while a call on its log waits for the log's lock (the broker's
+/// background flush and retention run beside DeleteTopics): the call answers
+/// UNKNOWN_TOPIC_OR_PARTITION and leaves the log directory online. It used to check
+/// before the lock only, then write a checkpoint into the removed directory, which took
+/// the whole directory (and a one-directory broker) offline.
+#[test]
+fn a_call_that_waited_for_a_delete_finds_the_log_gone() {
+    fn op<T: 'static>(
+        f: impl Future<Output = crate::error::KafkaResult<T>> + Send + 'static,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ErrorCode>> + Send>> {
+        Box::pin(async move { f.await.map(drop).map_err(|e| e.code) })
+    }
+    // (what, the call, whether it takes the lock before the delete does: a call that
+    // lets the lock go and takes it again, with the delete in between)
+    let cases: [(&str, LogOp, bool); 11] = [
+        (
+            "read",
+            |l| op(async move { l.read(0, 4096, None, true).await.map(drop) }),
+            false,
+        ),
+        (
+            "offset by timestamp",
+            |l| op(async move { l.fetch_offset_by_timestamp(0).await }),
+            false,
+        ),
+        (
+            "delete records",
+            |l| op(async move { l.delete_records_before(1).await }),
+            false,
+        ),
+        (
+            "retention",
+            |l| op(async move { l.delete_old_segments(i64::MAX / 2).await }),
+            false,
+        ),
+        ("truncate", |l| op(async move { l.truncate_to(1).await }), false),
+        (
+            "truncate fully",
+            |l| op(async move { l.truncate_fully_and_start_at(50).await }),
+            false,
+        ),
+        (
+            "maybe flush",
+            |l| op(async move { l.maybe_flush(i64::MAX / 2).await }),
+            false,
+        ),
+        ("flush", |l| op(async move { l.flush(0).await }), false),
+        ("roll", |l| op(async move { l.roll_now().await }), false),
+        ("close", |l| op(async move { l.close(0).await }), false),
+        (
+            "flush rolled segments",
+            |l| op(async move { l.flush_rolled_segments().await }),
+            true,
+        ),
+    ];
+    for (what, call, call_first) in cases {
+        run(async {
+            let disk = SimStorage::new(1, DiskFaults::none());
+            let failure = LogDirFailureChannel::new();
+            let config = LogConfig {
+                // Appends at 0 do not flush; `maybe_flush` much later does.
+                flush_ms: 1000,
+                retention_ms: 1,
+                ..small_config()
+            };
+            let log = Arc::new(
+                UnifiedLog::open(disk.clone(), Path::new(DIR), config, failure.clone(), 0)
+                    .await
+                    .unwrap(),
+            );
+            for i in 0..40 {
+                log.append_as_leader(batch(i * 4, 4, 0), 0, AppendOrigin::Client, 0)
+                    .await
+                    .unwrap();
+            }
+            let end = log.log_end_offset().await;
+            log.update_high_watermark(end).await;
+            let bases = log.segment_base_offsets().await;
+            assert!(bases.len() > 2, "{what}: rolled: {bases:?}");
+
+            let held = log.state.lock().await;
+            let delete = |l: Arc<UnifiedLog<SimStorage>>| tokio::spawn(async move { l.delete().await });
+            let (deleting, calling) = if call_first {
+                let calling = tokio::spawn(call(log.clone()));
+                tokio::task::yield_now().await;
+                (delete(log.clone()), calling)
+            } else {
+                let deleting = delete(log.clone());
+                tokio::task::yield_now().await;
+                (deleting, tokio::spawn(call(log.clone())))
+            };
+            // Both wait for the lock now, in the order the case asks for.
+            tokio::task::yield_now().await;
+            drop(held);
+            deleting.await.unwrap().unwrap();
+            let result = calling.await.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(result, Err(ErrorCode::UnknownTopicOrPartition), "{what}");
+            assert!(!failure.is_offline(), "{what}: {:?}", failure.reason());
+        })
+    }
+}

@@ -118,7 +118,8 @@ pub struct UnifiedLog<S: Storage> {
     dir: PathBuf,
     config: StdMutex<Arc<LogConfig>>,
     failure: Arc<LogDirFailureChannel>,
-    state: Mutex<LogState<S>>,
+    /// Visible to the log's tests, which hold it to order calls that wait for it.
+    pub(super) state: Mutex<LogState<S>>,
     /// Held by the one group-commit sync in flight.
     sync_lock: Mutex<()>,
     /// Every offset below this is durable.
@@ -129,7 +130,7 @@ pub struct UnifiedLog<S: Storage> {
     deleted: AtomicBool,
 }
 
-struct LogState<S: Storage> {
+pub(super) struct LogState<S: Storage> {
     segments: BTreeMap<i64, LogSegment<S>>,
     log_start_offset: i64,
     log_end_offset: i64,
@@ -485,6 +486,8 @@ impl<S: Storage> UnifiedLog<S> {
     ) -> KafkaResult<LogReadInfo<S::File>> {
         self.check_online()?;
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         let (log_start_offset, high_watermark, log_end_offset) =
             (state.log_start_offset, state.high_watermark, state.log_end_offset);
         if fetch_offset < log_start_offset || fetch_offset > log_end_offset {
@@ -624,6 +627,8 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn fetch_offset_by_timestamp(&self, timestamp: i64) -> KafkaResult<Option<(i64, i64)>> {
         self.check_online()?;
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         let log_start_offset = state.log_start_offset;
         let bases: Vec<i64> = state.segments.keys().copied().collect();
         let mut scratch = Vec::new();
@@ -675,6 +680,8 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn max_timestamp(&self) -> KafkaResult<Option<i64>> {
         self.check_online()?;
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         let log_start_offset = state.log_start_offset;
         let mut max = None;
         for segment in state.segments.values_mut() {
@@ -714,6 +721,8 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn delete_records_before(&self, offset: i64) -> KafkaResult<i64> {
         self.check_online()?;
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         if offset > state.high_watermark || offset < 0 {
             return Err(KafkaError::new(
                 ErrorCode::OffsetOutOfRange,
@@ -743,6 +752,8 @@ impl<S: Storage> UnifiedLog<S> {
             return Ok(0);
         }
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         let mut total: i64 = state.segments.values().map(|s| s.size as i64).sum();
         let bases: Vec<i64> = state.segments.keys().copied().collect();
         let mut new_start = None;
@@ -806,6 +817,8 @@ impl<S: Storage> UnifiedLog<S> {
             return Ok(stats);
         }
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         let limits = ValidationLimits {
             decompressed_bytes_max: config.decompressed_bytes_max,
         };
@@ -991,6 +1004,8 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn truncate_to(&self, offset: i64) -> KafkaResult<()> {
         self.check_online()?;
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         if offset >= state.log_end_offset {
             return Ok(());
         }
@@ -1057,6 +1072,8 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn truncate_fully_and_start_at(&self, offset: i64) -> KafkaResult<()> {
         self.check_online()?;
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         self.truncate_fully_and_start_at_locked(&mut state, offset).await
     }
 
@@ -1098,6 +1115,8 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn maybe_flush(&self, now_ms: i64) -> KafkaResult<()> {
         self.check_online()?;
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         if now_ms - state.last_flush_ms >= self.config().flush_ms && state.recovery_point < state.log_end_offset {
             self.flush_locked(&mut state, now_ms)
                 .await
@@ -1110,6 +1129,8 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn flush(&self, now_ms: i64) -> KafkaResult<()> {
         self.check_online()?;
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         self.flush_locked(&mut state, now_ms)
             .await
             .map_err(|e| self.fail("flush", e))
@@ -1119,6 +1140,8 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn roll_now(&self) -> KafkaResult<()> {
         self.check_online()?;
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         let active = state.segments.values().next_back().expect("a log has segments");
         if active.size > 0 {
             self.roll(&mut state).await.map_err(|e| self.fail("roll", e))?;
@@ -1131,6 +1154,8 @@ impl<S: Storage> UnifiedLog<S> {
     pub async fn close(&self, now_ms: i64) -> KafkaResult<()> {
         self.check_online()?;
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         self.flush_locked(&mut state, now_ms)
             .await
             .map_err(|e| self.fail("flush", e))?;
@@ -1538,6 +1563,8 @@ impl<S: Storage> UnifiedLog<S> {
             file.sync_data().await.map_err(|e| self.fail("fdatasync", e))?;
         }
         let mut state = self.state.lock().await;
+        // Again under the lock: a delete may have come between.
+        self.check_online()?;
         // A truncation meanwhile may have removed what was synced; the next flush covers it.
         if self.truncations.load(Ordering::Acquire) == truncations
             && state.recovery_point < target
