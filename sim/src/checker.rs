@@ -91,6 +91,8 @@ pub struct History {
     /// Every commit per (group, partition): (offset, sent at, acknowledged at). A commit
     /// takes effect somewhere between its send and its acknowledgement.
     pub group_commits: BTreeMap<(String, Tp), Vec<(i64, i64, Option<i64>)>>,
+    /// The side topics that come and go (`churn.rs`).
+    pub churn: crate::churn::ChurnHistory,
     trace: u64,
 }
 

@@ -6,6 +6,7 @@
 compile_error!("klamm-sim runs only inside the simulator: run it with `cargo sim` (see sim/README.md)");
 
 pub mod checker;
+pub mod churn;
 pub mod cluster;
 pub mod groups;
 pub mod nemesis;

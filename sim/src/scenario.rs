@@ -30,6 +30,8 @@ pub struct Spec {
     pub idempotent_share: f64,
     /// Consumer groups (classic and KIP-848) consume the topic (`groups.rs`).
     pub groups: bool,
+    /// Side topics are created, written, read and deleted under load (`churn.rs`).
+    pub churn: bool,
 }
 
 const TOPIC: &str = "t";
@@ -172,6 +174,14 @@ pub async fn run(spec: Spec) -> Outcome {
             }
         }
     }
+    if spec.churn {
+        description.push_str(&format!("\n    churn: side topics {:?}", crate::churn::NAMES));
+        tasks.push(client.spawn(crate::churn::admin(env.clone())));
+        for name in crate::churn::NAMES {
+            tasks.push(client.spawn(crate::churn::writer(env.clone(), name)));
+            tasks.push(client.spawn(crate::churn::reader(env.clone(), name)));
+        }
+    }
     if spec.admin {
         let choices = if retention_ms.is_some() {
             vec![5_000, 20_000, 60_000]
@@ -263,8 +273,15 @@ pub async fn run(spec: Spec) -> Outcome {
     }
     monitor_stop.store(true, Ordering::Release);
     let _ = monitor.await;
-    let h = history.lock();
+    let mut h = history.lock();
     let disk = broker.storage.stats();
+    // The broker gives up its log directory (and exits) only on a disk fault.
+    if let (Some(error), 0) = (broker.last_error(), disk.faults_injected) {
+        h.violation(
+            "broker-failed",
+            format!("the broker exited with an error and no disk fault was injected: {error}"),
+        );
+    }
     let mut counts: std::collections::BTreeMap<String, u64> =
         h.counts.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     counts.insert("broker-starts".into(), broker.starts());

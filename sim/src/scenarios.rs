@@ -15,6 +15,7 @@ fn spec(faults: &'static [Fault], fault_seconds: u64) -> Spec {
         fault_seconds,
         idempotent_share: 0.3,
         groups: false,
+        churn: false,
     }
 }
 
@@ -117,6 +118,31 @@ pub async fn groups() -> Outcome {
                 Fault::ClogResponses,
                 Fault::Pause,
                 Fault::Latency,
+            ],
+            15,
+        )
+    })
+    .await
+}
+
+/// Side topics created, written, read, deleted and created again under the same name
+/// while the main workload runs and the broker crashes (durable mode, so nothing a reader
+/// saw may change) and the network fails: no record crosses from one incarnation of a
+/// topic to another, a deleted topic is never served again, and the broker never takes its
+/// log directory offline over a delete.
+pub async fn churn() -> Outcome {
+    scenario::run(Spec {
+        durable: Some(true),
+        churn: true,
+        ..spec(
+            &[
+                Fault::ProcessCrash,
+                Fault::MachineCrash,
+                Fault::CleanRestart,
+                Fault::Partition,
+                Fault::ClogResponses,
+                Fault::Pause,
+                Fault::SlowDisk,
             ],
             15,
         )

@@ -20,7 +20,7 @@ use madsim::rand::{thread_rng, Rng};
 
 use crate::checker::{Ack, FinalLog, Sent, Shared, Tp};
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// Records a writer has sent and not yet seen acknowledged, at most.
 const WRITER_PENDING_MAX: usize = 32;
 
@@ -55,11 +55,11 @@ pub struct Env {
 }
 
 impl Env {
-    fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         self.stop.load(Ordering::Acquire)
     }
 
-    fn client_config(&self, client_id: &str) -> ClientConfig {
+    pub(crate) fn client_config(&self, client_id: &str) -> ClientConfig {
         ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("client.id", client_id)
@@ -67,7 +67,7 @@ impl Env {
     }
 }
 
-async fn pause_ms(low: u64, high: u64) {
+pub(crate) async fn pause_ms(low: u64, high: u64) {
     let ms = thread_rng().gen_range(low..=high.max(low));
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
@@ -397,7 +397,7 @@ pub async fn consumer(id: u32, env: Env) {
     }
 }
 
-fn fetch_request_for(
+pub(crate) fn fetch_request_for(
     topic: &str,
     topic_id: klamm::protocol::codec::Uuid,
     positions: impl Iterator<Item = (i32, i64)>,
@@ -429,7 +429,7 @@ fn fetch_request_for(
     }
 }
 
-async fn metadata(connection: &mut Connection, topic: &str) -> Option<ClusterMetadata> {
+pub(crate) async fn metadata(connection: &mut Connection, topic: &str) -> Option<ClusterMetadata> {
     let topics = [topic.to_string()];
     let response = tokio::time::timeout(
         REQUEST_TIMEOUT,

@@ -51,6 +51,7 @@ fn run(scenario: &str, seed: u64) -> Result<Outcome, String> {
         "swarm" => runner::run_one(seed, scenarios::swarm),
         "idempotent" => runner::run_one(seed, scenarios::idempotent),
         "groups" => runner::run_one(seed, scenarios::groups),
+        "churn" => runner::run_one(seed, scenarios::churn),
         other => panic!("unknown scenario {other}"),
     }
 }

@@ -39,6 +39,11 @@ fn groups() {
 }
 
 #[test]
+fn churn() {
+    runner::check("churn", 100, scenarios::churn);
+}
+
+#[test]
 fn swarm() {
     runner::check("swarm", 350, scenarios::swarm);
 }

@@ -1355,29 +1355,7 @@ fn a_call_that_waited_for_a_delete_finds_the_log_gone() {
     ];
     for (what, call, call_first) in cases {
         run(async {
-            let disk = SimStorage::new(1, DiskFaults::none());
-            let failure = LogDirFailureChannel::new();
-            let config = LogConfig {
-                // Appends at 0 do not flush; `maybe_flush` much later does.
-                flush_ms: 1000,
-                retention_ms: 1,
-                ..small_config()
-            };
-            let log = Arc::new(
-                UnifiedLog::open(disk.clone(), Path::new(DIR), config, failure.clone(), 0)
-                    .await
-                    .unwrap(),
-            );
-            for i in 0..40 {
-                log.append_as_leader(batch(i * 4, 4, 0), 0, AppendOrigin::Client, 0)
-                    .await
-                    .unwrap();
-            }
-            let end = log.log_end_offset().await;
-            log.update_high_watermark(end).await;
-            let bases = log.segment_base_offsets().await;
-            assert!(bases.len() > 2, "{what}: rolled: {bases:?}");
-
+            let (log, failure) = rolled_log().await;
             let held = log.state.lock().await;
             let delete = |l: Arc<UnifiedLog<SimStorage>>| tokio::spawn(async move { l.delete().await });
             let (deleting, calling) = if call_first {
@@ -1396,6 +1374,69 @@ fn a_call_that_waited_for_a_delete_finds_the_log_gone() {
             let result = calling.await.unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(result, Err(ErrorCode::UnknownTopicOrPartition), "{what}");
             assert!(!failure.is_offline(), "{what}: {:?}", failure.reason());
+        })
+    }
+}
+
+/// A log of several segments, its high watermark at its end, not yet flushed.
+async fn rolled_log() -> (Arc<UnifiedLog<SimStorage>>, Arc<LogDirFailureChannel>) {
+    let disk = SimStorage::new(1, DiskFaults::none());
+    let failure = LogDirFailureChannel::new();
+    let config = LogConfig {
+        // Appends at 0 do not flush; `maybe_flush` much later does.
+        flush_ms: 1000,
+        retention_ms: 1,
+        ..small_config()
+    };
+    let log = Arc::new(
+        UnifiedLog::open(disk.clone(), Path::new(DIR), config, failure.clone(), 0)
+            .await
+            .unwrap(),
+    );
+    for i in 0..40 {
+        log.append_as_leader(batch(i * 4, 4, 0), 0, AppendOrigin::Client, 0)
+            .await
+            .unwrap();
+    }
+    let end = log.log_end_offset().await;
+    log.update_high_watermark(end).await;
+    let bases = log.segment_base_offsets().await;
+    assert!(bases.len() > 2, "rolled: {bases:?}");
+    (log, failure)
+}
+
+/// An append that finished just before its topic's delete took the lock moves the high
+/// watermark of an emptied log: nothing to move, and no panic (found by the simulator's
+/// churn scenario, seed 14).
+#[test]
+fn a_high_watermark_move_that_waited_for_a_delete_changes_nothing() {
+    for advance in [true, false] {
+        run(async {
+            let (log, failure) = rolled_log().await;
+            let end = log.log_end_offset().await;
+            let held = log.state.lock().await;
+            let deleting = tokio::spawn({
+                let log = log.clone();
+                async move { log.delete().await }
+            });
+            tokio::task::yield_now().await;
+            let moving = tokio::spawn({
+                let log = log.clone();
+                async move {
+                    if advance {
+                        log.advance_high_watermark(end + 4).await
+                    } else {
+                        log.update_high_watermark(end + 4).await
+                    }
+                }
+            });
+            tokio::task::yield_now().await;
+            drop(held);
+            deleting.await.unwrap().unwrap();
+            moving.await.unwrap_or_else(|e| panic!("advance {advance}: {e}"));
+            let read = log.read(0, 4096, None, true).await.map(drop).map_err(|e| e.code);
+            assert_eq!(read, Err(ErrorCode::UnknownTopicOrPartition), "advance {advance}");
+            assert!(!failure.is_offline(), "advance {advance}: {:?}", failure.reason());
         })
     }
 }

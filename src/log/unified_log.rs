@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 
 use super::checkpoint::LogCheckpoint;
 use super::cleaner::{filter_batch, FilterRules, Filtered, OffsetMap};
+use super::partition_metadata;
 use super::producer_state::{last_sequence, ProducerStateManager, SequenceCheck};
 use super::segment::{log_file_name, parse_file_name, Found, LogSegment, ScanEnd};
 use crate::config::{LogConfig, SEGMENT_BYTES_MAX};
@@ -700,8 +701,14 @@ impl<S: Storage> UnifiedLog<S> {
     /// Moves the high watermark up to `high_watermark` (never down): appends that finish
     /// out of order (a group commit wakes its waiters in any order) each raise it to their
     /// own end.
+    ///
+    /// On a log deleted meanwhile (an append that finished just before its topic's delete
+    /// took the lock) it changes nothing: the emptied log has no offsets to keep.
     pub async fn advance_high_watermark(&self, high_watermark: i64) -> i64 {
         let mut state = self.state.lock().await;
+        if self.deleted.load(Ordering::Acquire) {
+            return state.high_watermark;
+        }
         state.high_watermark = state
             .high_watermark
             .max(high_watermark.clamp(state.log_start_offset, state.log_end_offset));
@@ -709,8 +716,12 @@ impl<S: Storage> UnifiedLog<S> {
         state.high_watermark
     }
 
+    /// Sets the high watermark (clamped to the log); on a deleted log, changes nothing.
     pub async fn update_high_watermark(&self, high_watermark: i64) -> i64 {
         let mut state = self.state.lock().await;
+        if self.deleted.load(Ordering::Acquire) {
+            return state.high_watermark;
+        }
         state.high_watermark = high_watermark.clamp(state.log_start_offset, state.log_end_offset);
         self.check_invariants(&state);
         state.high_watermark
@@ -1299,27 +1310,9 @@ impl<S: Storage> UnifiedLog<S> {
                 .await
                 .map_err(|e| self.fail("delete log", e))?;
         }
-        let names = self
-            .storage
-            .list(&self.dir)
+        remove_log_dir(&self.storage, &self.dir)
             .await
             .map_err(|e| self.fail("delete log", e))?;
-        for name in names {
-            self.storage
-                .remove(&self.dir.join(name))
-                .await
-                .map_err(|e| self.fail("delete log", e))?;
-        }
-        self.storage
-            .remove_dir(&self.dir)
-            .await
-            .map_err(|e| self.fail("delete log", e))?;
-        if let Some(parent) = self.dir.parent() {
-            self.storage
-                .sync_dir(parent)
-                .await
-                .map_err(|e| self.fail("delete log", e))?;
-        }
         Ok(())
     }
 
@@ -1525,7 +1518,9 @@ impl<S: Storage> UnifiedLog<S> {
                 (files, target, self.truncations.load(Ordering::Acquire))
             };
             for file in files {
-                file.sync_data().await.map_err(|e| self.fail("fdatasync", e))?;
+                file.sync_data()
+                    .await
+                    .map_err(|e| self.fail_unless_deleted("fdatasync", e))?;
             }
             if self.truncations.load(Ordering::Acquire) == truncations {
                 self.flushed_offset.fetch_max(target, Ordering::AcqRel);
@@ -1560,7 +1555,9 @@ impl<S: Storage> UnifiedLog<S> {
             (files, active, self.truncations.load(Ordering::Acquire))
         };
         for file in files {
-            file.sync_data().await.map_err(|e| self.fail("fdatasync", e))?;
+            file.sync_data()
+                .await
+                .map_err(|e| self.fail_unless_deleted("fdatasync", e))?;
         }
         let mut state = self.state.lock().await;
         // Again under the lock: a delete may have come between.
@@ -1652,6 +1649,19 @@ impl<S: Storage> UnifiedLog<S> {
             ));
         }
         Ok(())
+    }
+
+    /// An I/O error on a file used without the log's lock (the syncs of a group commit or
+    /// of a flush after a roll): if the log was deleted meanwhile, the file went with it,
+    /// and that is no disk failure.
+    fn fail_unless_deleted(&self, what: &str, e: io::Error) -> KafkaError {
+        if self.deleted.load(Ordering::Acquire) {
+            return KafkaError::new(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("{} was deleted during {what}", self.dir.display()),
+            );
+        }
+        self.fail(what, e)
     }
 
     fn fail(&self, what: &str, e: io::Error) -> KafkaError {
@@ -1925,6 +1935,28 @@ const PRODUCER_SNAPSHOT_BYTES_MAX: u64 = 64 << 20;
 const PRODUCER_REPLAY_CHUNK_BYTES: usize = 1 << 20;
 /// The cleaner reads segments in chunks of this size.
 const CLEANER_CHUNK_BYTES: usize = 1 << 20;
+
+/// Removes a partition directory and everything in it (a deleted topic's log, or a stray
+/// directory an earlier topic of the same name left behind). `partition.metadata` goes
+/// last, after the removal of the rest is synced, so that a crash midway leaves a
+/// directory that still names its topic (and is removed as stray) or one that is empty.
+pub async fn remove_log_dir<S: Storage>(storage: &S, dir: &Path) -> io::Result<()> {
+    let metadata = partition_metadata::PARTITION_METADATA_FILE_NAME;
+    let names = storage.list(dir).await?;
+    for name in names.iter().filter(|n| *n != metadata) {
+        storage.remove(&dir.join(name)).await?;
+    }
+    storage.sync_dir(dir).await?;
+    match storage.remove(&dir.join(metadata)).await {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        other => other?,
+    }
+    storage.remove_dir(dir).await?;
+    if let Some(parent) = dir.parent() {
+        storage.sync_dir(parent).await?;
+    }
+    Ok(())
+}
 
 /// Kafka's name for a producer state snapshot: the log end offset it was taken at.
 pub fn producer_snapshot_file_name(offset: i64) -> String {

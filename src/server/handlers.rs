@@ -557,6 +557,15 @@ async fn fetch_once<S: Storage>(
                 ..Default::default()
             };
             let partition = name.as_deref().and_then(|n| broker.replicas.partition(n, p.partition));
+            // By id, the log must be that topic's: the image and the ReplicaManager change
+            // one after the other, so between them a name may still (or already) lead to
+            // another topic of the same name, which is UNKNOWN_TOPIC_ID to this request.
+            if version >= 13 && partition.as_ref().is_some_and(|p| p.topic_id != topic.topic_id) {
+                out.error_code = ErrorCode::UnknownTopicId.code();
+                partitions.push(out);
+                files.push(None);
+                continue;
+            }
             let Some(partition) = partition else {
                 // An id that names no topic is UNKNOWN_TOPIC_ID; a partition that a known
                 // topic does not have is UNKNOWN_TOPIC_OR_PARTITION, as Kafka answers.

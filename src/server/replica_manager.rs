@@ -3,6 +3,7 @@
 //! watermark follows the log end offset, since the ISR is this broker alone.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -12,7 +13,8 @@ use tokio::sync::Notify;
 use crate::config::LogConfig;
 use crate::error::{ErrorCode, KafkaError, KafkaResult};
 use crate::io::Storage;
-use crate::log::{LogAppendInfo, LogDirFailureChannel, UnifiedLog};
+use crate::log::partition_metadata::{self, DirOwner};
+use crate::log::{remove_log_dir, LogAppendInfo, LogDirFailureChannel, UnifiedLog};
 use crate::metadata::MetadataImage;
 use crate::protocol::codec::Uuid;
 use crate::record::AppendOrigin;
@@ -136,11 +138,25 @@ impl<S: Storage> ReplicaManager<S> {
             let config =
                 topic_log_config(&self.defaults, &configs).map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
             let dir = self.log_dir.join(format!("{topic}-{index}"));
+            self.claim_dir(&dir, topic_id).await.map_err(|e| {
+                let why = format!("claiming {}: {e}", dir.display());
+                self.failure.mark_offline(why.clone());
+                KafkaError::new(ErrorCode::KafkaStorageError, why)
+            })?;
             let log = UnifiedLog::open(self.storage.clone(), &dir, config, self.failure.clone(), now_ms)
                 .await
                 .map_err(|e| {
                     KafkaError::new(ErrorCode::KafkaStorageError, format!("opening {}: {e}", dir.display()))
                 })?;
+            if self.claimed_dir_needs_file(&dir, topic_id).await {
+                partition_metadata::write(&self.storage, &dir, topic_id)
+                    .await
+                    .map_err(|e| {
+                        let why = format!("writing {}'s partition.metadata: {e}", dir.display());
+                        self.failure.mark_offline(why.clone());
+                        KafkaError::new(ErrorCode::KafkaStorageError, why)
+                    })?;
+            }
             let end = log.log_end_offset().await;
             log.update_high_watermark(end).await;
             let partition = Arc::new(Partition {
@@ -156,6 +172,33 @@ impl<S: Storage> ReplicaManager<S> {
                 .insert((topic, index), partition);
         }
         Ok(())
+    }
+
+    /// Makes `dir` fit to hold `topic_id`'s partition: a directory whose `partition.metadata`
+    /// names another topic (an earlier topic of the same name whose delete a crash cut
+    /// short) is stray, and is removed rather than opened as this topic's log (Kafka's
+    /// stray log handling). A directory without the file is taken as this topic's.
+    async fn claim_dir(&self, dir: &Path, topic_id: Uuid) -> io::Result<()> {
+        match partition_metadata::read(&self.storage, dir).await? {
+            DirOwner::Topic(id) if id == topic_id.to_base64() => Ok(()),
+            DirOwner::Unknown => Ok(()),
+            owner @ (DirOwner::Topic(_) | DirOwner::Unreadable) => {
+                eprintln!(
+                    "klamm: removing stray partition directory {} ({owner:?}; the topic is now {})",
+                    dir.display(),
+                    topic_id.to_base64()
+                );
+                remove_log_dir(&self.storage, dir).await
+            }
+        }
+    }
+
+    /// Whether a just-opened partition directory still lacks its `partition.metadata`.
+    async fn claimed_dir_needs_file(&self, dir: &Path, topic_id: Uuid) -> bool {
+        !matches!(
+            partition_metadata::read(&self.storage, dir).await,
+            Ok(DirOwner::Topic(id)) if id == topic_id.to_base64()
+        )
     }
 
     /// Appends a client's batch as the leader; the ISR is this broker, so the high
@@ -325,6 +368,82 @@ mod tests {
         let mut b = RecordBatchBuilder::new(Compression::None);
         b.append(0, None, Some(&[b'v'; 300]), &[]);
         b.build()
+    }
+
+    fn image_with(topic_id: Uuid) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        let registration = PartitionRegistration {
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+        };
+        image.topics.insert(
+            "t".into(),
+            TopicImage {
+                name: "t".into(),
+                topic_id,
+                partitions: BTreeMap::from([(0, registration)]),
+                configs: BTreeMap::new(),
+            },
+        );
+        image
+    }
+
+    /// A broker that starts on a directory of topic `t` (the delete of an earlier `t` cut
+    /// short by a crash, or a plain restart) opens it as the image's `t` only if its
+    /// `partition.metadata` names that topic's id, or names none (written by a Klamm before
+    /// the file existed); otherwise the directory is stray and removed.
+    #[test]
+    fn a_partition_directory_is_opened_only_for_the_topic_it_names() {
+        // (what, the topic id at the restart, whether partition.metadata is gone, whether
+        // the records are kept)
+        let cases = [
+            ("a restart", Uuid([7; 16]), false, true),
+            ("a recreated topic over a stray directory", Uuid([8; 16]), false, false),
+            ("a directory from before partition.metadata", Uuid([8; 16]), true, true),
+        ];
+        for (what, restart_id, file_gone, kept) in cases {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let storage = SimStorage::new(5, DiskFaults::none());
+                let manager = || {
+                    ReplicaManager::new(
+                        storage.clone(),
+                        PathBuf::from("data"),
+                        1,
+                        LogConfig::default(),
+                        LogDirFailureChannel::new(),
+                    )
+                };
+                let first = manager();
+                first.apply(&image_with(Uuid([7; 16])), 0).await.unwrap();
+                for _ in 0..3 {
+                    first.append("t", 0, batch(), 0).await.unwrap();
+                }
+                first.partition("t", 0).unwrap().log.flush(0).await.unwrap();
+                let dir = Path::new("data/t-0");
+                if file_gone {
+                    storage
+                        .remove(&dir.join(partition_metadata::PARTITION_METADATA_FILE_NAME))
+                        .await
+                        .unwrap();
+                }
+                drop(first);
+                let second = manager();
+                second.apply(&image_with(restart_id), 0).await.unwrap();
+                let end = second.partition("t", 0).unwrap().log.log_end_offset().await;
+                assert_eq!(end, if kept { 3 } else { 0 }, "{what}");
+                assert_eq!(
+                    partition_metadata::read(&storage, dir).await.unwrap(),
+                    DirOwner::Topic(restart_id.to_base64()),
+                    "{what}"
+                );
+            });
+        }
     }
 
     /// An append that rolls the log starts the sealed segment's flush in a task of its
