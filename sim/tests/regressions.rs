@@ -39,6 +39,24 @@ const REGRESSIONS: &[(&str, u64, &str)] = &[
          another partition's retried batch, whose answer had been lost, with the new epoch \
          and sequence 0: the broker appended it a second time",
     ),
+    (
+        "churn",
+        14,
+        "an append that finished just before its topic's delete moved the high watermark of \
+         the emptied log, and the log's invariant check panicked the request's task",
+    ),
+    (
+        "churn",
+        5129,
+        "the group commit's fdatasync, run without the log's lock, failed on the files of a log \
+         deleted meanwhile and took the log directory (and the broker) offline",
+    ),
+    (
+        "churn",
+        5517,
+        "a Fetch by topic id looked its partition up by name, and between an image change and \
+         the ReplicaManager's apply served a recreated topic's records under the old id",
+    ),
 ];
 
 fn run(scenario: &str, seed: u64) -> Result<Outcome, String> {
