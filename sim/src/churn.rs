@@ -14,7 +14,9 @@
 //! - `deleted-topic-served`: a request sent after a delete was acknowledged is answered
 //!   with the deleted incarnation (metadata or a fetch by its id);
 //! - `created-topic-lost`: a topic whose creation was acknowledged is missing, though no
-//!   delete of it was ever sent since.
+//!   delete of it was ever sent since;
+//! - `deleted-topic-files-left`: at the end, a side topic's partition directory that no
+//!   topic of the broker's image owns (a delete cut short, not cleaned up at the restart).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -376,4 +378,30 @@ fn observe(h: &mut crate::checker::History, topic: &str, id: Uuid, partition: i3
         }
     }
     h.churn.seen_at.insert(value, at);
+}
+
+/// At the end, with the broker up: every side-topic partition directory on its disk
+/// belongs to a partition of its image.
+pub async fn check_disk(broker: &crate::cluster::BrokerNode, history: &crate::checker::Shared) {
+    use klamm::io::Storage;
+    let Some(b) = broker.broker() else { return };
+    let image = b.image();
+    let Ok(names) = broker.storage.list(std::path::Path::new(crate::cluster::LOG_DIR)).await else {
+        return;
+    };
+    for name in names.iter().filter(|n| NAMES.iter().any(|t| n.starts_with(t))) {
+        let owned = name.rsplit_once('-').is_some_and(|(topic, index)| {
+            let index: i32 = index.parse().unwrap_or(-1);
+            image
+                .topics
+                .get(topic)
+                .is_some_and(|t| t.partitions.contains_key(&index))
+        });
+        if !owned {
+            history.lock().violation(
+                "deleted-topic-files-left",
+                format!("{name} is on the disk, but the broker has no such partition"),
+            );
+        }
+    }
 }

@@ -268,6 +268,9 @@ pub async fn run(spec: Spec) -> Outcome {
             ),
         ),
     }
+    if spec.churn {
+        crate::churn::check_disk(&broker, &history).await;
+    }
     if std::env::var_os("KLAMM_SIM_DEBUG").is_some() {
         dump_disk(&broker.storage, std::path::Path::new(crate::cluster::LOG_DIR)).await;
     }

@@ -116,6 +116,7 @@ impl<S: Storage> Broker<S> {
             broker.commit(vec![record], now).await?;
         }
         broker.replicas.apply(&broker.image(), now).await?;
+        broker.replicas.remove_stray_dirs(&broker.image()).await?;
         Ok(broker)
     }
 

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use crate::config::LogConfig;
 use crate::error::{ErrorCode, KafkaError, KafkaResult};
-use crate::io::Storage;
+use crate::io::{OpenMode, Storage, StorageFile};
 use crate::log::partition_metadata::{self, DirOwner};
 use crate::log::{remove_log_dir, LogAppendInfo, LogDirFailureChannel, UnifiedLog};
 use crate::metadata::MetadataImage;
@@ -191,6 +191,64 @@ impl<S: Storage> ReplicaManager<S> {
                 remove_log_dir(&self.storage, dir).await
             }
         }
+    }
+
+    /// At startup, after the first `apply`: removes the partition directories that no
+    /// topic of `image` owns, those a delete cut short by a crash left behind (Kafka's
+    /// stray logs). A directory is removed only if its `partition.metadata` names a topic
+    /// id the image lacks, or if it holds no bytes at all; one without the file that holds
+    /// data is kept (it may be an older Klamm's) and reported. Returns what it removed.
+    pub async fn remove_stray_dirs(&self, image: &MetadataImage) -> KafkaResult<Vec<String>> {
+        let storage_error = |e: io::Error| {
+            let why = format!(
+                "removing stray partition directories in {}: {e}",
+                self.log_dir.display()
+            );
+            self.failure.mark_offline(why.clone());
+            KafkaError::new(ErrorCode::KafkaStorageError, why)
+        };
+        let mut removed = Vec::new();
+        for name in self.storage.list(&self.log_dir).await.map_err(storage_error)? {
+            let Some((topic, index)) = name.rsplit_once('-') else {
+                continue;
+            };
+            if index.parse::<i32>().is_err() || topic == crate::metadata::METADATA_TOPIC {
+                continue;
+            }
+            let dir = self.log_dir.join(&name);
+            let Ok(names) = self.storage.list(&dir).await else {
+                // Not a directory.
+                continue;
+            };
+            let owned = |id: &str| image.topics.get(topic).is_some_and(|t| t.topic_id.to_base64() == id);
+            let stray = match partition_metadata::read(&self.storage, &dir).await {
+                Ok(DirOwner::Topic(id)) => !owned(&id),
+                Ok(DirOwner::Unknown) if !image.topics.contains_key(topic) => {
+                    let mut bytes = 0;
+                    for file in &names {
+                        let len = match self.storage.open(&dir.join(file), OpenMode::Existing).await {
+                            Ok(f) => f.len().await.map_err(storage_error)?,
+                            Err(_) => 1,
+                        };
+                        bytes += len;
+                    }
+                    if bytes > 0 {
+                        eprintln!(
+                            "klamm: keeping {}: no topic named {topic}, but it holds data and no partition.metadata",
+                            dir.display()
+                        );
+                    }
+                    bytes == 0
+                }
+                _ => false,
+            };
+            if stray {
+                eprintln!("klamm: removing stray partition directory {}", dir.display());
+                remove_log_dir(&self.storage, &dir).await.map_err(storage_error)?;
+                removed.push(name);
+            }
+        }
+        Ok(removed)
     }
 
     /// Whether a just-opened partition directory still lacks its `partition.metadata`.
@@ -442,6 +500,89 @@ mod tests {
                     DirOwner::Topic(restart_id.to_base64()),
                     "{what}"
                 );
+            });
+        }
+    }
+
+    /// At startup, a partition directory no topic of the image owns is removed if its
+    /// `partition.metadata` names another topic or it holds nothing; one without the file
+    /// that holds data is kept.
+    #[test]
+    fn stray_partition_directories_are_removed_at_startup() {
+        // (what, the image at the restart, whether partition.metadata is gone, whether the
+        // first segment is emptied, whether the directory stays)
+        let cases = [
+            ("the topic's own directory", Some(Uuid([7; 16])), false, false, true),
+            ("a deleted topic's directory", None, false, false, false),
+            (
+                "a recreated topic's old directory",
+                Some(Uuid([8; 16])),
+                false,
+                false,
+                false,
+            ),
+            ("an empty directory without the file", None, true, true, false),
+            ("data without the file", None, true, false, true),
+        ];
+        for (what, topic_id, file_gone, emptied, stays) in cases {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let storage = SimStorage::new(5, DiskFaults::none());
+                let manager = || {
+                    ReplicaManager::new(
+                        storage.clone(),
+                        PathBuf::from("data"),
+                        1,
+                        LogConfig::default(),
+                        LogDirFailureChannel::new(),
+                    )
+                };
+                let first = manager();
+                first.apply(&image_with(Uuid([7; 16])), 0).await.unwrap();
+                if !emptied {
+                    first.append("t", 0, batch(), 0).await.unwrap();
+                }
+                first.partition("t", 0).unwrap().log.flush(0).await.unwrap();
+                let dir = Path::new("data/t-0");
+                if file_gone {
+                    storage
+                        .remove(&dir.join(partition_metadata::PARTITION_METADATA_FILE_NAME))
+                        .await
+                        .unwrap();
+                }
+                if emptied {
+                    // What a crash between the directory's creation and its first write
+                    // leaves: files of no length.
+                    for name in storage.list(dir).await.unwrap() {
+                        let file = storage.open(&dir.join(&name), OpenMode::Existing).await.unwrap();
+                        file.truncate(0).await.unwrap();
+                    }
+                }
+                drop(first);
+                let image = topic_id.map(image_with).unwrap_or_default();
+                let second = manager();
+                // A recreated topic's apply removes its old directory itself; the scan
+                // runs after it, as at a broker's start.
+                second.apply(&image, 0).await.unwrap();
+                let removed = second.remove_stray_dirs(&image).await.unwrap();
+                let present = storage
+                    .list(Path::new("data"))
+                    .await
+                    .unwrap()
+                    .contains(&"t-0".to_string());
+                if topic_id.is_some() {
+                    assert!(
+                        removed.is_empty() && present,
+                        "{what}: the image's topic keeps a directory"
+                    );
+                    let end = second.partition("t", 0).unwrap().log.log_end_offset().await;
+                    assert_eq!(end == 1, stays, "{what}: log end offset {end}");
+                } else {
+                    assert_eq!(present, stays, "{what}: removed {removed:?}");
+                }
             });
         }
     }
