@@ -448,6 +448,43 @@ mod tests {
         image
     }
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime")
+    }
+
+    fn manager_on(storage: &SimStorage) -> ReplicaManager<SimStorage> {
+        ReplicaManager::new(
+            storage.clone(),
+            PathBuf::from("data"),
+            1,
+            LogConfig::default(),
+            LogDirFailureChannel::new(),
+        )
+    }
+
+    /// A broker's life before the restart a case is about: topic `t` (id 7) with
+    /// `records` records in `data/t-0`, flushed; `partition.metadata` removed if
+    /// `file_gone`.
+    async fn leave_directory(storage: &SimStorage, records: usize, file_gone: bool) -> &'static Path {
+        let first = manager_on(storage);
+        first.apply(&image_with(Uuid([7; 16])), 0).await.unwrap();
+        for _ in 0..records {
+            first.append("t", 0, batch(), 0).await.unwrap();
+        }
+        first.partition("t", 0).unwrap().log.flush(0).await.unwrap();
+        let dir = Path::new("data/t-0");
+        if file_gone {
+            storage
+                .remove(&dir.join(partition_metadata::PARTITION_METADATA_FILE_NAME))
+                .await
+                .unwrap();
+        }
+        dir
+    }
+
     /// A broker that starts on a directory of topic `t` (the delete of an earlier `t` cut
     /// short by a crash, or a plain restart) opens it as the image's `t` only if its
     /// `partition.metadata` names that topic's id, or names none (written by a Klamm before
@@ -462,36 +499,10 @@ mod tests {
             ("a directory from before partition.metadata", Uuid([8; 16]), true, true),
         ];
         for (what, restart_id, file_gone, kept) in cases {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
+            runtime().block_on(async {
                 let storage = SimStorage::new(5, DiskFaults::none());
-                let manager = || {
-                    ReplicaManager::new(
-                        storage.clone(),
-                        PathBuf::from("data"),
-                        1,
-                        LogConfig::default(),
-                        LogDirFailureChannel::new(),
-                    )
-                };
-                let first = manager();
-                first.apply(&image_with(Uuid([7; 16])), 0).await.unwrap();
-                for _ in 0..3 {
-                    first.append("t", 0, batch(), 0).await.unwrap();
-                }
-                first.partition("t", 0).unwrap().log.flush(0).await.unwrap();
-                let dir = Path::new("data/t-0");
-                if file_gone {
-                    storage
-                        .remove(&dir.join(partition_metadata::PARTITION_METADATA_FILE_NAME))
-                        .await
-                        .unwrap();
-                }
-                drop(first);
-                let second = manager();
+                let dir = leave_directory(&storage, 3, file_gone).await;
+                let second = manager_on(&storage);
                 second.apply(&image_with(restart_id), 0).await.unwrap();
                 let end = second.partition("t", 0).unwrap().log.log_end_offset().await;
                 assert_eq!(end, if kept { 3 } else { 0 }, "{what}");
@@ -525,34 +536,9 @@ mod tests {
             ("data without the file", None, true, false, true),
         ];
         for (what, topic_id, file_gone, emptied, stays) in cases {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
+            runtime().block_on(async {
                 let storage = SimStorage::new(5, DiskFaults::none());
-                let manager = || {
-                    ReplicaManager::new(
-                        storage.clone(),
-                        PathBuf::from("data"),
-                        1,
-                        LogConfig::default(),
-                        LogDirFailureChannel::new(),
-                    )
-                };
-                let first = manager();
-                first.apply(&image_with(Uuid([7; 16])), 0).await.unwrap();
-                if !emptied {
-                    first.append("t", 0, batch(), 0).await.unwrap();
-                }
-                first.partition("t", 0).unwrap().log.flush(0).await.unwrap();
-                let dir = Path::new("data/t-0");
-                if file_gone {
-                    storage
-                        .remove(&dir.join(partition_metadata::PARTITION_METADATA_FILE_NAME))
-                        .await
-                        .unwrap();
-                }
+                let dir = leave_directory(&storage, if emptied { 0 } else { 1 }, file_gone).await;
                 if emptied {
                     // What a crash between the directory's creation and its first write
                     // leaves: files of no length.
@@ -561,9 +547,8 @@ mod tests {
                         file.truncate(0).await.unwrap();
                     }
                 }
-                drop(first);
                 let image = topic_id.map(image_with).unwrap_or_default();
-                let second = manager();
+                let second = manager_on(&storage);
                 // A recreated topic's apply removes its old directory itself; the scan
                 // runs after it, as at a broker's start.
                 second.apply(&image, 0).await.unwrap();
