@@ -49,7 +49,6 @@ pub struct ChurnHistory {
     seen_at: BTreeMap<String, (String, Uuid, i32, i64)>,
     /// Topic ids whose delete was acknowledged, and when (broker clock, ms).
     deleted: BTreeMap<Uuid, i64>,
-    pub incarnations: u64,
 }
 
 impl ChurnHistory {
@@ -127,7 +126,6 @@ pub async fn admin(env: Env) {
                     tokio::time::timeout(REQUEST_TIMEOUT, admin.create_topic(name, partitions, 1, &configs)).await;
                 let mut h = env.history.lock();
                 if let Ok(Ok(())) = result {
-                    h.churn.incarnations += 1;
                     h.trace(&format!("churn create {name}"));
                     h.count("churn-created");
                     expect.insert(name, Some(true));

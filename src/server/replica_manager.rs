@@ -138,7 +138,7 @@ impl<S: Storage> ReplicaManager<S> {
             let config =
                 topic_log_config(&self.defaults, &configs).map_err(|e| KafkaError::new(ErrorCode::InvalidConfig, e))?;
             let dir = self.log_dir.join(format!("{topic}-{index}"));
-            self.claim_dir(&dir, topic_id).await.map_err(|e| {
+            let needs_file = self.claim_dir(&dir, topic_id).await.map_err(|e| {
                 let why = format!("claiming {}: {e}", dir.display());
                 self.failure.mark_offline(why.clone());
                 KafkaError::new(ErrorCode::KafkaStorageError, why)
@@ -148,7 +148,7 @@ impl<S: Storage> ReplicaManager<S> {
                 .map_err(|e| {
                     KafkaError::new(ErrorCode::KafkaStorageError, format!("opening {}: {e}", dir.display()))
                 })?;
-            if self.claimed_dir_needs_file(&dir, topic_id).await {
+            if needs_file {
                 partition_metadata::write(&self.storage, &dir, topic_id)
                     .await
                     .map_err(|e| {
@@ -178,17 +178,19 @@ impl<S: Storage> ReplicaManager<S> {
     /// names another topic (an earlier topic of the same name whose delete a crash cut
     /// short) is stray, and is removed rather than opened as this topic's log (Kafka's
     /// stray log handling). A directory without the file is taken as this topic's.
-    async fn claim_dir(&self, dir: &Path, topic_id: Uuid) -> io::Result<()> {
+    /// Returns whether the directory still needs its `partition.metadata` written.
+    async fn claim_dir(&self, dir: &Path, topic_id: Uuid) -> io::Result<bool> {
         match partition_metadata::read(&self.storage, dir).await? {
-            DirOwner::Topic(id) if id == topic_id.to_base64() => Ok(()),
-            DirOwner::Unknown => Ok(()),
+            DirOwner::Topic(id) if id == topic_id.to_base64() => Ok(false),
+            DirOwner::Unknown => Ok(true),
             owner @ (DirOwner::Topic(_) | DirOwner::Unreadable) => {
                 eprintln!(
                     "klamm: removing stray partition directory {} ({owner:?}; the topic is now {})",
                     dir.display(),
                     topic_id.to_base64()
                 );
-                remove_log_dir(&self.storage, dir).await
+                remove_log_dir(&self.storage, dir).await?;
+                Ok(true)
             }
         }
     }
@@ -249,14 +251,6 @@ impl<S: Storage> ReplicaManager<S> {
             }
         }
         Ok(removed)
-    }
-
-    /// Whether a just-opened partition directory still lacks its `partition.metadata`.
-    async fn claimed_dir_needs_file(&self, dir: &Path, topic_id: Uuid) -> bool {
-        !matches!(
-            partition_metadata::read(&self.storage, dir).await,
-            Ok(DirOwner::Topic(id)) if id == topic_id.to_base64()
-        )
     }
 
     /// Appends a client's batch as the leader; the ISR is this broker, so the high
@@ -595,23 +589,7 @@ mod tests {
                 defaults,
                 LogDirFailureChannel::new(),
             );
-            let mut image = MetadataImage::default();
-            let registration = PartitionRegistration {
-                replicas: vec![1],
-                isr: vec![1],
-                leader: 1,
-                leader_epoch: 0,
-            };
-            image.topics.insert(
-                "t".into(),
-                TopicImage {
-                    name: "t".into(),
-                    topic_id: Uuid([7; 16]),
-                    partitions: BTreeMap::from([(0, registration)]),
-                    configs: BTreeMap::new(),
-                },
-            );
-            manager.apply(&image, 0).await.unwrap();
+            manager.apply(&image_with(Uuid([7; 16])), 0).await.unwrap();
             let partition = manager.partition("t", 0).unwrap();
             let mut rolled = None;
             for _ in 0..10 {
