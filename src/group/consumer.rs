@@ -124,15 +124,23 @@ impl ConsumerGroup {
             "Empty"
         } else if self.target_epoch < self.epoch {
             "Assigning"
-        } else if self
-            .members
-            .values()
-            .any(|m| m.value.member_epoch != self.target_epoch || !m.value.revoking.is_empty())
-        {
+        } else if self.members.iter().any(|(id, m)| !self.is_reconciled(id, m)) {
             "Reconciling"
         } else {
             "Stable"
         }
+    }
+
+    /// Kafka's `isReconciledTo`: the member is at the target epoch, revokes nothing and holds
+    /// its whole target (it is not waiting for partitions another member still has to release).
+    fn is_reconciled(&self, member_id: &str, m: &ConsumerMember) -> bool {
+        let empty = Partitions::new();
+        let target = self.target.get(member_id).unwrap_or(&empty);
+        let assigned = to_map(&m.value.assigned);
+        m.value.member_epoch == self.target_epoch
+            && m.value.revoking.is_empty()
+            && is_empty(&minus(target, &assigned))
+            && is_empty(&minus(&assigned, target))
     }
 
     /// The server assignor: range once any member asks for it, uniform otherwise.

@@ -612,6 +612,8 @@ fn consumer_protocol_assigns_and_revokes_before_reassigning() {
         cg b current => b e2
         # a says it now owns only 0 and 1: it reaches epoch 2, and b may take 2 and 3.
         cg a current owned=t:0,1 => a e2
+        # b is at the target epoch but has not taken 2 and 3 yet: still reconciling.
+        cgdescribe => Reconciling g2 a2 uniform a:e2:[t:0,1]->[t:0,1] b:e2:[]->[t:2,3]
         cg b current => b e2 [t:2,3]
         cgdescribe => Stable g2 a2 uniform a:e2:[t:0,1]->[t:0,1] b:e2:[t:2,3]->[t:2,3]
         # a leaves: b takes everything once it heartbeats.
