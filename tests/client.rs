@@ -121,6 +121,57 @@ async fn produce_and_consume_with_the_rust_client() {
     assert!(admin.list_topics().await.unwrap().is_empty());
 }
 
+/// A producer forgets a topic that the cluster no longer knows, as Java's does. After the
+/// topic is deleted, the producer's next record for it has the broker create it again
+/// (`auto.create.topics.enable` is on by default) and lands there. A keyed record is then
+/// placed by the new topic's one partition, not by the deleted topic's three. Fails if the
+/// producer keeps a deleted topic's partitions: the first record's retries go to a
+/// partition that no longer exists until `delivery.timeout.ms` fails it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_topic_leaves_the_producers_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_broker, bootstrap) = start(dir.path()).await;
+    let config = ClientConfig::new().set("bootstrap.servers", &bootstrap);
+    let mut admin = Admin::new(&config).await.unwrap();
+    admin.create_topic("gone", 3, 1, &[]).await.unwrap();
+    let producer = Producer::new(config.clone().set("linger.ms", 0).set("delivery.timeout.ms", 20_000))
+        .await
+        .unwrap();
+    let record = |partition: Option<i32>, key: Option<Bytes>| ProducerRecord {
+        topic: "gone".into(),
+        partition,
+        key,
+        value: Some(Bytes::from_static(b"v")),
+        ..Default::default()
+    };
+    let key = (0..)
+        .map(|i| Bytes::from(format!("k{i}")))
+        .find(|k| partition_for_key(k, 3) == 2)
+        .unwrap();
+
+    let first = producer
+        .send(record(None, Some(key.clone())))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!((first.partition, first.offset), (2, 0));
+    admin.delete_topic("gone").await.unwrap();
+
+    let again = producer.send(record(Some(0), None)).await.unwrap().await;
+    let again = again.expect("the deleted topic is created again and takes the record");
+    assert_eq!((again.partition, again.offset), (0, 0));
+    let keyed = producer.send(record(None, Some(key))).await.unwrap().await.unwrap();
+    assert_eq!(
+        (keyed.partition, keyed.offset),
+        (0, 1),
+        "placed by the new partition count"
+    );
+    let described = admin.describe_topics(Some(&["gone".to_string()])).await.unwrap();
+    assert_eq!(described[0].partitions.len(), 1);
+    producer.close().await;
+}
+
 /// A producer reuses its batches' memory with every acks setting and codec: after a flush,
 /// the pool holds at least a batch's worth. Fails if the sender keeps its own references
 /// past settling acks=0 batches (no buffer comes back), or if a compressed batch pools its

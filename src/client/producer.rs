@@ -784,11 +784,15 @@ impl Sender {
             // One produce request per leader, with one batch per partition.
             let mut by_leader: BTreeMap<String, Vec<(TopicPartition, Sealed)>> = BTreeMap::new();
             let mut retried = false;
+            // A batch whose partition has no known leader (an election, or a topic that
+            // left the metadata) waits for its backoff and new metadata.
+            let mut unrouted = false;
             for (key, sealed) in ready {
                 match routes.get(&key) {
                     Some(address) => by_leader.entry(address.clone()).or_default().push((key, sealed)),
                     None => {
                         retried = true;
+                        unrouted = true;
                         retry_or_fail(
                             &self.settings,
                             &self.state,
@@ -801,6 +805,9 @@ impl Sender {
             }
             for (address, batches) in by_leader {
                 retried |= !self.send_to(&address, batches).await;
+            }
+            if unrouted {
+                refresh_metadata(&self.config, &self.state).await;
             }
             if retried {
                 // Whatever failed waits for its backoff; the next wake-up sends the rest.
@@ -1306,16 +1313,30 @@ fn fail(state: &Arc<Shared>, sealed: Sealed, error: ClientError) {
     s.buffered_bytes -= bytes;
 }
 
+/// Metadata again for the topics the producer knows. As the Java producer's metadata
+/// requests do, it lets the broker create a missing topic (when `auto.create.topics.enable`
+/// is on). A topic the answer calls unknown leaves the producer's metadata: its queued
+/// batches find no leader (and ask for metadata again) until it exists again or
+/// `delivery.timeout.ms` fails them, and its next record asks for it as a new topic does,
+/// rather than being placed by a deleted topic's partition count.
 async fn refresh_metadata(config: &ClientConfig, state: &Arc<Shared>) {
     let Ok(mut connection) = bootstrap(config).await else {
         return;
     };
     let topics: Vec<String> = state.lock().metadata.topics.keys().cloned().collect();
-    if let Ok(response) = fetch_metadata(&mut connection, Some(&topics), false).await {
+    if let Ok(response) = fetch_metadata(&mut connection, Some(&topics), true).await {
         let metadata = ClusterMetadata::from_response(&response);
         let mut state = state.lock();
         state.metadata.brokers = metadata.brokers;
+        for topic in &response.topics {
+            let unknown = topic.error_code == crate::error::ErrorCode::UnknownTopicOrPartition.code();
+            if let (true, Some(name)) = (unknown, &topic.name) {
+                state.metadata.topics.remove(name);
+                state.metadata.topic_ids.remove(name);
+            }
+        }
         state.metadata.topics.extend(metadata.topics);
+        state.metadata.topic_ids.extend(metadata.topic_ids);
     }
 }
 
