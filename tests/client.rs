@@ -121,12 +121,15 @@ async fn produce_and_consume_with_the_rust_client() {
     assert!(admin.list_topics().await.unwrap().is_empty());
 }
 
-/// A producer forgets a topic that the cluster no longer knows, as Java's does. After the
-/// topic is deleted, the producer's next record for it has the broker create it again
-/// (`auto.create.topics.enable` is on by default) and lands there. A keyed record is then
-/// placed by the new topic's one partition, not by the deleted topic's three. Fails if the
-/// producer keeps a deleted topic's partitions: the first record's retries go to a
-/// partition that no longer exists until `delivery.timeout.ms` fails it.
+/// A producer forgets a topic that the cluster no longer knows, as Java's does. After two
+/// topics are deleted, the producer's next record for one of them has the broker create it
+/// again (`auto.create.topics.enable` is on by default) and lands there; the other, with
+/// nothing waiting, is not created again by that refresh. Keyed and sticky records are
+/// then placed by the new topic's one partition, not by the deleted topic's three. Fails if
+/// the producer keeps a deleted topic's partitions (the first record's retries go to a
+/// partition that no longer exists until `delivery.timeout.ms` fails it), if a refresh
+/// asks for (and so creates) every topic it ever knew, or if the sticky partition outlives
+/// the partition count it was drawn from.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_topic_leaves_the_producers_metadata() {
     let dir = tempfile::tempdir().unwrap();
@@ -134,11 +137,19 @@ async fn a_deleted_topic_leaves_the_producers_metadata() {
     let config = ClientConfig::new().set("bootstrap.servers", &bootstrap);
     let mut admin = Admin::new(&config).await.unwrap();
     admin.create_topic("gone", 3, 1, &[]).await.unwrap();
-    let producer = Producer::new(config.clone().set("linger.ms", 0).set("delivery.timeout.ms", 20_000))
-        .await
-        .unwrap();
-    let record = |partition: Option<i32>, key: Option<Bytes>| ProducerRecord {
-        topic: "gone".into(),
+    admin.create_topic("idle", 1, 1, &[]).await.unwrap();
+    // batch.size=1: every record fills its batch, so the sticky partition moves on each.
+    let producer = Producer::new(
+        config
+            .clone()
+            .set("linger.ms", 0)
+            .set("batch.size", 1)
+            .set("delivery.timeout.ms", 20_000),
+    )
+    .await
+    .unwrap();
+    let record = |topic: &str, partition: Option<i32>, key: Option<Bytes>| ProducerRecord {
+        topic: topic.into(),
         partition,
         key,
         value: Some(Bytes::from_static(b"v")),
@@ -150,22 +161,48 @@ async fn a_deleted_topic_leaves_the_producers_metadata() {
         .unwrap();
 
     let first = producer
-        .send(record(None, Some(key.clone())))
+        .send(record("gone", None, Some(key.clone())))
         .await
         .unwrap()
         .await
         .unwrap();
     assert_eq!((first.partition, first.offset), (2, 0));
+    producer.send(record("idle", None, None)).await.unwrap().await.unwrap();
+    // Unkeyed records until one lands on partition 1: the sticky partition is then 2.
+    for sent in 1.. {
+        assert!(sent <= 3, "the sticky partition moves on after a full batch");
+        let d = producer.send(record("gone", None, None)).await.unwrap().await.unwrap();
+        if d.partition == 1 {
+            break;
+        }
+    }
     admin.delete_topic("gone").await.unwrap();
+    admin.delete_topic("idle").await.unwrap();
 
-    let again = producer.send(record(Some(0), None)).await.unwrap().await;
+    let again = producer.send(record("gone", Some(0), None)).await.unwrap().await;
     let again = again.expect("the deleted topic is created again and takes the record");
     assert_eq!((again.partition, again.offset), (0, 0));
-    let keyed = producer.send(record(None, Some(key))).await.unwrap().await.unwrap();
+    assert_eq!(
+        admin.list_topics().await.unwrap(),
+        vec!["gone".to_string()],
+        "idle stays deleted"
+    );
+    let keyed = producer
+        .send(record("gone", None, Some(key)))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert_eq!(
         (keyed.partition, keyed.offset),
         (0, 1),
         "placed by the new partition count"
+    );
+    let sticky = producer.send(record("gone", None, None)).await.unwrap().await.unwrap();
+    assert_eq!(
+        (sticky.partition, sticky.offset),
+        (0, 2),
+        "a sticky partition that still exists"
     );
     let described = admin.describe_topics(Some(&["gone".to_string()])).await.unwrap();
     assert_eq!(described[0].partitions.len(), 1);

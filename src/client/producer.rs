@@ -509,8 +509,9 @@ impl Producer {
             (Some(p), _) => p,
             (None, Some(key)) => partition_for_key(key, partitions),
             (None, None) => match state.sticky.get(&record.topic) {
-                Some(&p) => p,
-                None => {
+                // (A topic created again may have fewer partitions than the sticky one.)
+                Some(&p) if p < partitions => p,
+                _ => {
                     let p = (clock::now_ms() % partitions as i64) as i32;
                     state.sticky.insert(record.topic.clone(), p);
                     p
@@ -1313,28 +1314,43 @@ fn fail(state: &Arc<Shared>, sealed: Sealed, error: ClientError) {
     s.buffered_bytes -= bytes;
 }
 
-/// Metadata again for the topics the producer knows. As the Java producer's metadata
-/// requests do, it lets the broker create a missing topic (when `auto.create.topics.enable`
-/// is on). A topic the answer calls unknown leaves the producer's metadata: its queued
-/// batches find no leader (and ask for metadata again) until it exists again or
-/// `delivery.timeout.ms` fails them, and its next record asks for it as a new topic does,
-/// rather than being placed by a deleted topic's partition count.
+/// Metadata again for the topics that have records waiting (an open or queued batch). The
+/// rest are forgotten, as the Java producer forgets a topic idle for `metadata.max.idle.ms`:
+/// the next record for one asks for it the way a new topic's first record does. As the Java
+/// producer's metadata requests do, this one lets the broker create a missing topic (when
+/// `auto.create.topics.enable` is on), so records waiting for a deleted topic create it
+/// again, and a forgotten topic is never created again by another topic's refresh. A topic
+/// the answer calls unknown leaves the metadata too: its batches find no leader (and ask
+/// again) until it exists or `delivery.timeout.ms` fails them, and no record is placed by
+/// a deleted topic's partition count.
 async fn refresh_metadata(config: &ClientConfig, state: &Arc<Shared>) {
     let Ok(mut connection) = bootstrap(config).await else {
         return;
     };
-    let topics: Vec<String> = state.lock().metadata.topics.keys().cloned().collect();
+    let waiting: BTreeSet<String> = {
+        let s = state.lock();
+        let queued = s.queues.iter().filter(|(_, q)| !q.is_empty()).map(|(k, _)| k);
+        s.open
+            .keys()
+            .chain(queued)
+            .map(|(topic, _)| topic.to_string())
+            .collect()
+    };
+    let topics: Vec<String> = waiting.iter().cloned().collect();
     if let Ok(response) = fetch_metadata(&mut connection, Some(&topics), true).await {
         let metadata = ClusterMetadata::from_response(&response);
         let mut state = state.lock();
         state.metadata.brokers = metadata.brokers;
-        for topic in &response.topics {
-            let unknown = topic.error_code == crate::error::ErrorCode::UnknownTopicOrPartition.code();
-            if let (true, Some(name)) = (unknown, &topic.name) {
-                state.metadata.topics.remove(name);
-                state.metadata.topic_ids.remove(name);
-            }
-        }
+        let unknown = crate::error::ErrorCode::UnknownTopicOrPartition.code();
+        let forgotten: BTreeSet<&str> = response
+            .topics
+            .iter()
+            .filter(|t| t.error_code == unknown)
+            .filter_map(|t| t.name.as_deref())
+            .collect();
+        let keep = |name: &String| waiting.contains(name) && !forgotten.contains(name.as_str());
+        state.metadata.topics.retain(|name, _| keep(name));
+        state.metadata.topic_ids.retain(|name, _| keep(name));
         state.metadata.topics.extend(metadata.topics);
         state.metadata.topic_ids.extend(metadata.topic_ids);
     }
