@@ -1365,8 +1365,9 @@ fn a_call_that_waited_for_a_delete_finds_the_log_gone() {
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ErrorCode>> + Send>> {
         Box::pin(async move { f.await.map(drop).map_err(|e| e.code) })
     }
-    // (what, the call, whether it takes the lock before the delete does: a call that
-    // lets the lock go and takes it again, with the delete in between)
+    // (what, the call, whether it takes the lock before the delete does; only the flush
+    // after a roll, which holds the sync lock that a delete also takes, then finishes
+    // before the delete begins)
     let cases: [(&str, LogOp, bool); 11] = [
         (
             "read",

@@ -1492,11 +1492,10 @@ impl<S: Storage> UnifiedLog<S> {
         // directory entry and the producer snapshot are made durable later by
         // `flush_rolled_segments`, as Kafka schedules the flush after a roll: a sync here
         // would stall every producer of the partition for as long as the disk takes (half
-        // a second for a 1 GiB segment; a directory sync measured 187 ms behind it).
-        // Until then the recovery point stays where it is, so a
-        // power loss that takes the sealed segment's tail makes recovery drop the segments
-        // after it (`recover_segments`), and a durable append syncs the directory itself
-        // (`sync_to`).
+        // a second for a 1 GiB segment; a directory sync measured 187 ms behind it). Until
+        // then the recovery point stays where it is, so a power loss that takes the sealed
+        // segment's tail makes recovery drop the segments after it (`recover_segments`),
+        // and a durable append syncs the directory itself (`sync_to`).
         let segment = LogSegment::create(&self.storage, &self.dir, log_end_offset).await?;
         state.segments.insert(log_end_offset, segment);
         state.dir_changes += 1;
@@ -1716,7 +1715,8 @@ impl<S: Storage> UnifiedLog<S> {
 
     /// An I/O error on a file used without the log's lock (the syncs of a group commit or
     /// of a flush after a roll): if the log was deleted meanwhile, the file went with it,
-    /// and that is no disk failure.
+    /// and that is no disk failure. Those syncs hold `sync_lock`, which `delete` takes
+    /// first, so today the log cannot be deleted meanwhile; this stays as the guard.
     fn fail_unless_deleted(&self, what: &str, e: io::Error) -> KafkaError {
         if self.deleted.load(Ordering::Acquire) {
             return KafkaError::new(
